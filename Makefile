@@ -1,0 +1,35 @@
+# relaykit developer commands. `make demo` and `make test` work on a fresh Debian 12.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+NETNS  := test/netns.sh
+
+.PHONY: demo test test-fast test-slow bench install lint clean
+
+# Debian packages + the virtualenv with the project (editable) and its test tools.
+$(VENV)/.installed: setup.py target/install.sh
+	PREFIX=$(VENV) EDITABLE=1 sh target/install.sh
+	sh test/install-test-deps.sh $(VENV)
+	touch $@
+
+install: $(VENV)/.installed
+
+# A real private Postfix, local capture relays, mail from several senders, and a table of
+# which relay received what with which credentials.
+demo: install
+	$(NETNS) $(PY) demo/demo.py
+
+# Everything CI runs: unit, integration (real postconf/postmap), e2e (real SMTP), slow.
+test: install
+	$(NETNS) $(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+test-fast: install
+	$(NETNS) $(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+test-slow: install
+	$(NETNS) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: install
+	$(NETNS) $(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info target/*.egg-info

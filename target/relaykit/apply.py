@@ -1,0 +1,99 @@
+"""Carry a plan out: write the tables, compile them, set main.cf. Idempotent.
+
+Order matters for a running Postfix: tables are written (atomically) and compiled before
+main.cf points at them, so no daemon ever opens a map that is not there yet.
+Only what changed is touched, so an unchanged configuration causes no reload churn.
+
+relaykit remembers in `relaykit.state` (in MAIL_CONFIG) which main.cf parameters it set;
+one it set before and no longer plans is removed, unless someone changed it since. A
+parameter an administrator set by hand is never removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from relaykit.editor import write_atomic
+from relaykit.plan import MANAGED_PARAMS, RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
+from relaykit.postfix import INDEXED_SUFFIX, Postfix
+
+STATE_FILE = "relaykit.state"
+
+
+@dataclass(frozen=True)
+class Changes:
+    tables: tuple[str, ...]
+    params: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.params)
+
+
+def _write_table(path: Path, text: str, secret: bool) -> bool:
+    data = text.encode()
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == (0o600 if secret else 0o644):
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, 0o600 if secret else 0o644, uid=0 if os.geteuid() == 0 else -1, gid=0 if os.geteuid() == 0 else -1)
+    return True
+
+
+def _compiled(path: Path, table_type: str) -> Path | None:
+    suffix = INDEXED_SUFFIX.get(table_type)
+    return path.with_name(path.name + suffix) if suffix else None
+
+
+def _read_state(directory: Path) -> dict[str, str]:
+    try:
+        return json.loads((directory / STATE_FILE).read_text())["params"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def apply(plan: Plan, postfix: Postfix) -> Changes:
+    directory = postfix.config_dir
+    changed_tables = []
+    to_compile = []
+    for table in plan.tables:
+        path = directory / table.name
+        compiled = _compiled(path, plan.table_type)
+        written = _write_table(path, table.text(), table.secret)
+        if written:
+            changed_tables.append(table.name)
+            postfix.cool_down(table.name)  # texthash tables are read through load_file too
+        if compiled and (written or not compiled.exists() or compiled.stat().st_mtime < path.stat().st_mtime):
+            to_compile.append(path)
+    postfix.postmap(plan.table_type, to_compile)
+    for table in plan.tables:
+        compiled = _compiled(directory / table.name, plan.table_type)
+        if table.secret and compiled and compiled.exists():
+            os.chmod(compiled, 0o600)  # postmap creates it with the default mode
+
+    current = postfix.explicit_params()
+    previous = _read_state(directory)
+    to_set = {k: v for k, v in plan.params.items() if current.get(k) != v}
+    stale = [k for k in MANAGED_PARAMS if k not in plan.params and k in current and previous.get(k) == current[k]]
+    postfix.set_params(to_set)
+    postfix.remove_params(stale)
+    if previous != plan.params:
+        write_atomic(directory / STATE_FILE, json.dumps({"params": plan.params}, indent=1).encode() + b"\n")
+
+    if not plan.configured and previous:
+        changed_tables += _remove_tables(directory)
+    return Changes(tuple(changed_tables), tuple([*to_set, *stale]))
+
+
+def _remove_tables(directory: Path) -> list[str]:
+    """With no relay configured, the tables relaykit once wrote go too."""
+    removed = []
+    for name in (RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY):
+        for path in directory.glob(f"{name}*"):
+            if path.name == name or path.suffix in INDEXED_SUFFIX.values():
+                path.unlink()
+                removed.append(path.name)
+    return removed

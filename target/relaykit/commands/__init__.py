@@ -1,0 +1,1 @@
+"""The implementations of `setup` subcommands, one module per feature (as DMS has)."""

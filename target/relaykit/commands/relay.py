@@ -1,0 +1,52 @@
+"""`setup relay ...`: edit the relay configuration, DMS semantics.
+
+Every value is validated before the store is touched, so a refused command changes
+nothing. Messages name keys and usernames, never a password.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from relaykit import ui, validate
+from relaykit.errors import UsageError
+from relaykit.secret import Secret
+from relaykit.stores import open_store
+
+
+def _relay(host: str, port: str = "25") -> str:
+    return validate.bracketed(validate.host(host), validate.port(port))
+
+
+def add_domain(args: list[str]) -> int:
+    sender, hop = validate.sender_key(args[0], "domain"), _relay(*args[1:])
+    open_store().set_relay(sender, (hop,))
+    ui.ok(f"{sender} now relays through {hop}")
+    return 0
+
+
+def read_password(prompt: str) -> str:
+    """Ask without echo on a terminal; otherwise read one line of standard input."""
+    if sys.stdin is None:
+        raise UsageError("no password given and no standard input to read it from")
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt)
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+def add_auth(args: list[str]) -> int:
+    sender, user = validate.sender_key(args[0], "domain"), validate.username(args[1])
+    password = args[2] if len(args) > 2 else read_password(f"Password for {user} ({sender}): ")
+    open_store().set_credential(sender, user, Secret(validate.password(password.rstrip("\r"))))
+    ui.ok(f"{sender} authenticates as {user}")
+    return 0
+
+
+def exclude_domain(args: list[str]) -> int:
+    sender = validate.sender_key(args[0], "domain")
+    open_store().set_relay(sender, ())
+    ui.ok(f"{sender} is excluded from the default relay")
+    return 0

@@ -1,0 +1,127 @@
+"""The one editor of user files: set or remove the line of a key, atomically.
+
+Every `setup` command goes through `set_line`. Guarantees:
+- Concurrent commands never lose an entry: the read-modify-write runs under an exclusive
+  flock(2) on a lock file beside the table. The kernel drops the lock when its holder
+  dies, so a killed command never leaves a stale lock behind.
+- A command killed halfway leaves the previous file intact: the new content goes to a
+  temporary file in the same directory, is fsync'ed, then rename(2)d over the old one.
+- Comments, blank lines and every other line are kept byte for byte; the file's mode and
+  owner are kept (a new credentials file is created 0600).
+
+Keys are matched case-insensitively (domains and hosts are), as the first field of a line.
+The scan works on bytes with str.find, so a 100,000-line table costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+# str paths and os.path, not pathlib: this module is on the `setup` fast path.
+
+
+def _key_spans(data: bytes, key: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every line whose first field is `key`, end including its newline."""
+    low, key = data.lower(), key.lower()
+    spans = []
+    at = low.find(key)
+    while at != -1:
+        start = low.rfind(b"\n", 0, at) + 1
+        after = at + len(key)
+        if not low[start:at].strip(b" \t") and (after == len(low) or low[after] in b" \t\r\n"):
+            end = low.find(b"\n", after)
+            end = len(low) if end == -1 else end + 1
+            spans.append((start, end))
+            at = low.find(key, end)
+        else:
+            at = low.find(key, after)
+    return spans
+
+
+def replace_key(data: bytes, key: str, line: str | None) -> bytes:
+    """The new content: the first line of `key` replaced by `line` (appended if absent),
+    later lines of the same key dropped; `line=None` removes every line of the key."""
+    spans = _key_spans(data, key.encode())
+    new = b"" if line is None else line.encode() + b"\n"
+    if not spans:
+        if line is None:
+            return data
+        sep = b"\n" if data and not data.endswith(b"\n") else b""
+        return data + sep + new
+    parts, last = [], 0
+    for index, (start, end) in enumerate(spans):
+        parts.append(data[last:start])
+        if index == 0:
+            parts.append(new)
+        last = end
+    parts.append(data[last:])
+    return b"".join(parts)
+
+
+def _beside(path: str, template: str) -> str:
+    directory, name = os.path.split(path)
+    return os.path.join(directory, template.format(name=name))
+
+
+class Locked:
+    """An exclusive lock on `<dir>/.<name>.lock`, for one read-modify-write of `<name>`."""
+
+    def __init__(self, path: os.PathLike | str) -> None:
+        self.lock_path = _beside(os.fspath(path), ".{name}.lock")
+
+    def __enter__(self) -> Locked:
+        self.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor releases the flock
+
+
+def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o644, *, uid: int = -1, gid: int = -1) -> None:
+    """Replace `path` with `data` all at once: temp file, fsync, rename."""
+    path = os.fspath(path)
+    tmp = _beside(path, ".{name}.%d.tmp" % os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, mode)  # exact mode, whatever the umask
+        if (uid, gid) != (-1, -1):
+            os.fchown(fd, uid, gid)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd != -1:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def set_line(path: os.PathLike | str, key: str, line: str | None, *, new_mode: int = 0o644) -> bool:
+    """Set the line of `key` in `path` to `line` (None removes it). True when the file changed."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with Locked(path):
+        try:
+            with open(path, "rb") as file:
+                stat = os.fstat(file.fileno())
+                data = file.read()
+            mode, uid, gid = stat.st_mode & 0o7777, stat.st_uid, stat.st_gid
+            existed = True
+        except FileNotFoundError:
+            if line is None:
+                return False
+            data, mode, uid, gid, existed = b"", new_mode, -1, -1, False
+        new = replace_key(data, key, line)
+        if new == data and existed:
+            return False
+        write_atomic(path, new, mode, uid=uid, gid=gid)
+        return True

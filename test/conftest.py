@@ -1,0 +1,66 @@
+"""Shared fixtures: a private Postfix config per test, a scratch DMS config dir, and
+the real `relaykit`/`setup` console scripts run as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness.postfix_instance import PostfixInstance  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Env:
+    """A scratch DMS config directory and a private Postfix config, with the CLI bound to them."""
+
+    config_dir: Path
+    postfix: PostfixInstance
+    vars: dict[str, str]
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.config_dir / name
+        path.write_text(text)
+        return path
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("RELAY", "DEFAULT_RELAY", "LOG_LEVEL"))}
+        return {**env, "MAIL_CONFIG": str(self.postfix.config_dir),
+                "RELAYKIT_CONFIG_DIR": str(self.config_dir), **self.vars, **extra}
+
+    def run(self, program: str, *args: str, input: str | None = None, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / program), *args], capture_output=True, text=True,
+                              input=input, env=self.environ(**extra), timeout=60)
+
+    def configure(self, **extra: str) -> subprocess.CompletedProcess:
+        result = self.run("relaykit", "configure", **extra)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def table(self, name: str) -> str:
+        return (self.postfix.config_dir / name).read_text()
+
+    def lookup(self, table: str, key: str) -> str | None:
+        kind = self.postfix.param(_TABLE_PARAM[table]).split(":", 1)[0]
+        return self.postfix.query(f"{kind}:{self.postfix.config_dir / table}", key)
+
+
+_TABLE_PARAM = {"relayhost_map": "sender_dependent_relayhost_maps",
+                "sasl_passwd": "smtp_sasl_password_maps", "tls_policy": "smtp_tls_policy_maps"}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    postfix = PostfixInstance(tmp_path / "postfix").create()
+    return Env(config_dir, postfix, {})

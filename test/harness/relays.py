@@ -1,0 +1,154 @@
+"""Local capture relays: real SMTP servers (aiosmtpd) with STARTTLS or implicit TLS and
+AUTH PLAIN/LOGIN, that record every message with who logged in and over what.
+
+They stand in for Amazon SES, Mailgun, a company smarthost...: listening on 127.0.0.1
+only, with certificates from a private CA made by `trustme` for the test session.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from harness.postfix_instance import free_port
+
+
+@dataclass
+class Received:
+    relay: str
+    mail_from: str
+    rcpt_tos: list[str]
+    login: str | None  # the user that authenticated, None when none did
+    tls: bool
+    data: bytes
+
+
+@dataclass
+class AuthAttempt:
+    relay: str
+    login: str
+    password: str
+    ok: bool
+    tls: bool
+
+
+class CertificateAuthority:
+    """One private CA per test session; server certificates for loopback names."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = trustme.CA()
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = self.directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "relay.test", "*.relay.test")
+        self.cert_file = self.directory / "server.pem"
+        self.key_file = self.directory / "server.key"
+        self.server.cert_chain_pems[0].write_to_path(str(self.cert_file))
+        for extra in self.server.cert_chain_pems[1:]:
+            extra.write_to_path(str(self.cert_file), append=True)
+        self.server.private_key_pem.write_to_path(str(self.key_file))
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.server.configure_cert(context)
+        return context
+
+
+class _Handler:
+    def __init__(self, relay: CaptureRelay) -> None:
+        self.relay = relay
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.relay.rcpt_reply:
+            return self.relay.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.relay.data_reply:
+            return self.relay.data_reply
+        login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
+        received = Received(self.relay.name, envelope.mail_from, list(envelope.rcpt_tos), login,
+                            session.ssl is not None, envelope.content)
+        with self.relay.lock:
+            self.relay.messages.append(received)
+        return "250 2.0.0 Ok: queued"
+
+
+class CaptureRelay:
+    """tls: "starttls", "implicit" (TLS from the first byte, as on port 465) or "none".
+    users: the accounts AUTH accepts; None means no AUTH is offered."""
+
+    def __init__(self, name: str, ca: CertificateAuthority, *, tls: str = "starttls",
+                 users: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.name, self.ca, self.tls, self.users = name, ca, tls, users
+        self.port = port or free_port()
+        self.messages: list[Received] = []
+        self.auth_attempts: list[AuthAttempt] = []
+        self.lock = threading.Lock()
+        self.rcpt_reply: str | None = None  # e.g. "451 4.3.0 try later" to refuse
+        self.data_reply: str | None = None
+        self.controller: Controller | None = None
+
+    @property
+    def nexthop(self) -> str:
+        return f"[127.0.0.1]:{self.port}"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        ok = bool(self.users) and self.users.get(login) == password
+        with self.lock:
+            self.auth_attempts.append(AuthAttempt(self.name, login, password, ok, session.ssl is not None))
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    def start(self) -> CaptureRelay:
+        kwargs: dict = {}
+        if self.users is not None:
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=self.tls != "none")
+        if self.tls == "starttls":
+            kwargs.update(tls_context=self.ca.server_context(), require_starttls=False)
+        elif self.tls == "implicit":
+            kwargs.update(ssl_context=self.ca.server_context())
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                     server_hostname="relay.test", ready_timeout=10, **kwargs)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"relay {self.name} got {len(self.messages)} of {count} messages")
+            time.sleep(0.05)
+        return self.messages
+
+
+@dataclass
+class RelaySet:
+    relays: dict[str, CaptureRelay] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> CaptureRelay:
+        return self.relays[name]
+
+    def who_got(self, subject_or_sender: str) -> list[Received]:
+        return [m for r in self.relays.values() for m in r.messages
+                if m.mail_from == subject_or_sender or subject_or_sender.encode() in m.data]
+
+    def stop(self) -> None:
+        for relay in self.relays.values():
+            relay.stop()

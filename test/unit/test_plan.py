@@ -1,0 +1,77 @@
+"""The plan is pure: settings + parsed files in, tables and parameters out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from relaykit.configfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+from relaykit.errors import ConfigError
+from relaykit.plan import build
+from relaykit.secret import Secret
+from relaykit.settings import Settings
+
+O = Origin("test", 1)
+
+
+def files(relays=(), creds=(), domains=(), **kw) -> ConfigFiles:
+    return ConfigFiles(
+        relay_rules=tuple(RelayRule(s, tuple(h), O) for s, h in relays),
+        credentials=tuple(Credential(k, u, Secret(p), O) for k, u, p in creds),
+        accounts=tuple(Account(f"u@{d}", Secret("x"), O) for d in domains),
+        relaymap_exists=bool(relays) or kw.get("relaymap_exists", False),
+        sasl_exists=bool(creds),
+    )
+
+
+def test_nothing_configured_plans_nothing():
+    plan = build(Settings(), files(domains=["a.test"]), "hash")
+    assert not plan.configured and plan.tables == ()
+
+
+def test_default_relay_covers_unmapped_managed_domains_only():
+    plan = build(Settings(relay_host="relay.test", relay_port=587),
+                 files(relays=[("@b.test", ["[x.test]:25"]), ("@c.test", [])], domains=["a.test", "b.test", "c.test"]),
+                 "hash")
+    assert plan.table("relayhost_map").lines == ("@b.test [x.test]:25", "@a.test [relay.test]:587")
+
+
+def test_failover_list_is_one_value():
+    plan = build(Settings(), files(relays=[("@a.test", ["[one.test]:587", "[two.test]:587"])]), "hash")
+    assert plan.table("relayhost_map").lines == ("@a.test [one.test]:587,[two.test]:587",)
+    assert plan.table("tls_policy").lines == ("[one.test]:587 encrypt", "[two.test]:587 encrypt")
+
+
+def test_env_credentials_do_not_override_the_file():
+    plan = build(Settings(relay_host="relay.test", relay_user="env", relay_password=Secret("p")),
+                 files(creds=[("[relay.test]:25", "file", "q")]), "hash")
+    assert plan.table("sasl_passwd").lines == ("[relay.test]:25 file:q",)
+    assert any("RELAY_USER is not used" in w for w in plan.warnings)
+
+
+def test_conflicting_duplicate_is_an_error_identical_one_is_not():
+    with pytest.raises(ConfigError):
+        build(Settings(), files(relays=[("@a.test", ["[x.test]:25"]), ("@a.test", ["[y.test]:25"])]), "hash")
+    plan = build(Settings(), files(relays=[("@a.test", ["[x.test]:25"]), ("@a.test", ["[x.test]:25"])]), "hash")
+    assert plan.table("relayhost_map").lines == ("@a.test [x.test]:25",)
+
+
+def test_plan_never_shows_a_password_in_its_repr():
+    plan = build(Settings(relay_host="r.test", relay_user="u", relay_password=Secret("hunter2")),
+                 files(domains=["a.test"]), "hash")
+    assert "hunter2" not in repr(plan.logins) + repr(plan.routes) + repr(plan.warnings)
+
+
+def test_planning_is_linear_in_the_number_of_domains():
+    def timed(n: int) -> float:
+        inputs = files(domains=[f"d{i}.test" for i in range(n)],
+                       relays=[(f"@r{i}.test", ["[x.test]:25"]) for i in range(n)])
+        start = time.perf_counter()
+        build(Settings(relay_host="relay.test", mail_config=Path("/etc/postfix")), inputs, "hash")
+        return time.perf_counter() - start
+
+    timed(1000)
+    small, large = min(timed(5_000) for _ in range(3)), min(timed(50_000) for _ in range(3))
+    assert large < small * 10 * 3  # 10x the input, well under 30x the time (quadratic would be 100x)
