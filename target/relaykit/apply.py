@@ -48,11 +48,13 @@ def _compiled(path: Path, table_type: str) -> Path | None:
     return path.with_name(path.name + suffix) if suffix else None
 
 
-def _read_state(directory: Path) -> dict[str, str]:
+def _read_state(directory: Path) -> dict[str, dict[str, str]]:
+    """What relaykit set last time: {"params": {name: value}, "services": {key: entry}}."""
     try:
-        return json.loads((directory / STATE_FILE).read_text())["params"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        state = json.loads((directory / STATE_FILE).read_text())
+        return {"params": dict(state.get("params", {})), "services": dict(state.get("services", {}))}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {"params": {}, "services": {}}
 
 
 def apply(plan: Plan, postfix: Postfix) -> Changes:
@@ -74,18 +76,30 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
         if table.secret and compiled and compiled.exists():
             os.chmod(compiled, 0o600)  # postmap creates it with the default mode
 
+    state = _read_state(directory)
     current = postfix.explicit_params()
-    previous = _read_state(directory)
+    previous = state["params"]
     to_set = {k: v for k, v in plan.params.items() if current.get(k) != v}
     stale = [k for k in MANAGED_PARAMS if k not in plan.params and k in current and previous.get(k) == current[k]]
     postfix.set_params(to_set)
     postfix.remove_params(stale)
-    if previous != plan.params:
-        write_atomic(directory / STATE_FILE, json.dumps({"params": plan.params}, indent=1).encode() + b"\n")
 
-    if not plan.configured and previous:
+    # master.cf: the same rule, by service: add what is planned, remove what relaykit
+    # added before and no longer plans (a service an administrator wrote is never touched).
+    planned = {s.key: s.entry() for s in plan.services}
+    services = postfix.services() if planned or state["services"] else {}
+    service_set = {k: e for k, e in planned.items() if services.get(k) != e}
+    service_stale = [k for k in state["services"] if k not in planned and k in services]
+    postfix.set_services(service_set)
+    postfix.remove_services(service_stale)
+
+    new_state = {"params": plan.params, "services": planned}
+    if new_state != state:
+        write_atomic(directory / STATE_FILE, json.dumps(new_state, indent=1).encode() + b"\n")
+
+    if not plan.configured and (previous or state["services"]):
         changed_tables += _remove_tables(directory)
-    return Changes(tuple(changed_tables), tuple([*to_set, *stale]))
+    return Changes(tuple(changed_tables), tuple([*to_set, *stale, *service_set, *service_stale]))
 
 
 def _remove_tables(directory: Path) -> list[str]:

@@ -62,6 +62,34 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Service:
+    """A master.cf service relaykit adds, e.g. an implicit-TLS SMTP client transport.
+
+    Fields as in master(5): `name type private unpriv chroot wakeup maxproc command`,
+    then `-o name=value` overrides of main.cf for this service only.
+    """
+
+    name: str
+    type: str
+    command: str
+    options: tuple[tuple[str, str], ...] = ()
+    private: str = "-"
+    unpriv: str = "-"
+    chroot: str = "n"
+    wakeup: str = "-"
+    maxproc: str = "-"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.type}"
+
+    def entry(self) -> str:
+        fields = [self.name, self.type, self.private, self.unpriv, self.chroot, self.wakeup, self.maxproc,
+                  self.command]
+        return " ".join(fields + [f"-o {name}={value}" for name, value in self.options])
+
+
+@dataclass(frozen=True)
 class Route:
     """Mail from `sender` goes to `nexthops`; `origin` says which rule decided it."""
 
@@ -83,6 +111,7 @@ class Login:
 class Plan:
     tables: tuple[Table, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
+    services: tuple[Service, ...] = ()
     table_type: str = "hash"
     relayhost: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
@@ -91,7 +120,7 @@ class Plan:
 
     @property
     def configured(self) -> bool:
-        return bool(self.params)
+        return bool(self.params or self.services)
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)

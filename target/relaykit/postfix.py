@@ -73,6 +73,28 @@ class Postfix:
         past = time.time() - 2.5
         os.utime(path, (past, past))
 
+    # master.cf
+    def services(self) -> dict[str, str]:
+        """Every master.cf service as {"name/type": "one-line entry"} (postconf -M -f off)."""
+        found = {}
+        for line in self._run("postconf", "-M").splitlines():
+            fields = line.split()
+            if len(fields) >= 8:
+                found[f"{fields[0]}/{fields[1]}"] = " ".join(fields)
+        return found
+
+    def set_services(self, entries: Mapping[str, str]) -> None:
+        """Add or replace master.cf services, {"name/type": "entry"}, in one postconf call."""
+        if entries:
+            self._run("postconf", "-M", *(f"{key} = {entry}" for key, entry in entries.items()))
+            self.cool_down("master.cf")
+
+    def remove_services(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            self._run("postconf", "-MX", *keys)
+            self.cool_down("master.cf")
+
     # lookup tables
     def postmap(self, table_type: str, paths: Iterable[Path]) -> None:
         """Compile the tables in one postmap call (nothing to do for texthash)."""

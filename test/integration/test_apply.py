@@ -1,0 +1,23 @@
+"""apply(): master.cf services relaykit adds are kept in step with the plan."""
+
+from __future__ import annotations
+
+from relaykit.apply import apply
+from relaykit.plan import Plan, Service
+from relaykit.postfix import Postfix
+
+WRAPPED = Service("relaykit-smtps", "unix", "smtp",
+                  (("smtp_tls_wrappermode", "yes"), ("smtp_tls_security_level", "encrypt")))
+
+
+def test_planned_service_is_added_then_removed_when_no_longer_planned(env):
+    postfix = Postfix(env.postfix.config_dir)
+    changes = apply(Plan(services=(WRAPPED,)), postfix)
+    assert "relaykit-smtps/unix" in changes.params
+    entry = postfix.services()["relaykit-smtps/unix"]
+    assert entry == "relaykit-smtps unix - - n - - smtp -o smtp_tls_wrappermode=yes -o smtp_tls_security_level=encrypt"
+    assert env.postfix.check() == ""
+    assert not apply(Plan(services=(WRAPPED,)), postfix)  # idempotent: nothing to do
+    apply(Plan(), postfix)
+    assert "relaykit-smtps/unix" not in postfix.services()
+    assert "smtp/unix" in postfix.services()  # the administrator's services stay
