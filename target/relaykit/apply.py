@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relaykit.editor import write_atomic
-from relaykit.plan import MANAGED_PARAMS, RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
+from relaykit.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 from relaykit.postfix import INDEXED_SUFFIX, Postfix
 
 STATE_FILE = "relaykit.state"
@@ -80,7 +80,8 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
     current = postfix.explicit_params()
     previous = state["params"]
     to_set = {k: v for k, v in plan.params.items() if current.get(k) != v}
-    stale = [k for k in MANAGED_PARAMS if k not in plan.params and k in current and previous.get(k) == current[k]]
+    # Set by relaykit last time, no longer planned, and not changed by hand since: remove.
+    stale = [k for k, v in previous.items() if k not in plan.params and current.get(k) == v]
     postfix.set_params(to_set)
     postfix.remove_params(stale)
 

@@ -35,19 +35,6 @@ RELAYHOST_MAP = "relayhost_map"
 SASL_PASSWD = "sasl_passwd"
 TLS_POLICY = "tls_policy"
 
-# Every main.cf parameter relaykit may set. One it set before and no longer plans is
-# removed again (`postconf -X`), so a change of the inputs is reflected completely.
-MANAGED_PARAMS = (
-    "relayhost",
-    "sender_dependent_relayhost_maps",
-    "smtp_sasl_password_maps",
-    "smtp_sasl_auth_enable",
-    "smtp_sasl_security_options",
-    "smtp_sasl_tls_security_options",
-    "smtp_sender_dependent_authentication",
-    "smtp_tls_policy_maps",
-)
-
 
 @dataclass(frozen=True)
 class Table:
@@ -124,6 +111,30 @@ class Plan:
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)
+
+
+def combine(*plans: Plan) -> Plan:
+    """One plan from the plans of several features (relay, submission...).
+
+    Two features setting one main.cf parameter to different values is a bug, not input:
+    it raises ValueError.
+    """
+    params: dict[str, str] = {}
+    for plan in plans:
+        for name, value in plan.params.items():
+            if params.setdefault(name, value) != value:
+                raise ValueError(f"two plans set {name}: {params[name]!r} and {value!r}")
+    first = plans[0]
+    return Plan(
+        tables=tuple(t for p in plans for t in p.tables),
+        params=params,
+        services=tuple(s for p in plans for s in p.services),
+        table_type=first.table_type,
+        relayhost=first.relayhost,
+        routes=tuple(r for p in plans for r in p.routes),
+        logins=tuple(l for p in plans for l in p.logins),
+        warnings=tuple(w for p in plans for w in p.warnings),
+    )
 
 
 def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[dict[str, RelayRule], list[RelaykitError]]:

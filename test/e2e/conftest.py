@@ -1,0 +1,100 @@
+"""End-to-end fixtures: a private Postfix configured only through relaykit, local capture
+relays, and real SMTP. Every test gets its own instance and relays; all are stopped."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import subprocess
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from harness.postfix_instance import PostfixInstance
+from harness.relays import CaptureRelay, CertificateAuthority
+
+BIN = Path(os.environ.get("RELAYKIT_BIN", Path(__import__("sys").executable).parent))
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path_factory.mktemp("ca"))
+
+
+class MailRun:
+    """One private Postfix + relays; `configure()` runs the real `relaykit configure`."""
+
+    def __init__(self, root: Path, ca: CertificateAuthority) -> None:
+        self.root, self.ca = root, ca
+        self.postfix = PostfixInstance(root / "postfix").create(smtp_tls_CAfile=str(ca.ca_file))
+        self.config_dir = root / "config"
+        self.config_dir.mkdir()
+        self.vars: dict[str, str] = {}
+        self.relays: list[CaptureRelay] = []
+
+    def relay(self, name: str, **kwargs) -> CaptureRelay:
+        relay = CaptureRelay(name, self.ca, **kwargs).start()
+        self.relays.append(relay)
+        return relay
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.config_dir / name
+        path.write_text(text)
+        return path
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY", "DEFAULT_RELAY"))}
+        return {**env, "MAIL_CONFIG": str(self.postfix.config_dir),
+                "RELAYKIT_CONFIG_DIR": str(self.config_dir), **self.vars, **extra}
+
+    def run(self, program: str, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / program), *args], capture_output=True, text=True,
+                                input=input, env=self.environ(), timeout=60)
+        if check and result.returncode:
+            raise AssertionError(f"{program} {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def configure(self) -> None:
+        self.run("relaykit", "configure")
+
+    def start(self) -> None:
+        self.configure()
+        self.postfix.start()
+
+    def send(self, sender: str, recipient: str = "someone@example.net", subject: str | None = None) -> str:
+        """Submit one message to the private Postfix over SMTP; returns its subject."""
+        message = EmailMessage()
+        message["From"], message["To"] = sender, recipient
+        message["Subject"] = subject or f"from {sender} at {time.monotonic_ns()}"
+        message.set_content("relaykit e2e\n")
+        with smtplib.SMTP("127.0.0.1", self.postfix.smtpd_port, timeout=30) as smtp:
+            smtp.send_message(message)
+        return message["Subject"]
+
+    def received(self, subject: str):
+        """(relay, message) pairs of every relay that got the message with this subject."""
+        return [(r, m) for r in self.relays for m in r.messages if subject.encode() in m.data]
+
+    def wait_received(self, subject: str, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        while not self.received(subject):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no relay received {subject!r}:\n{self.postfix.log()[-3000:]}")
+            time.sleep(0.05)
+        return self.received(subject)
+
+    def stop(self) -> None:
+        self.postfix.stop()
+        for relay in self.relays:
+            relay.stop()
+
+
+@pytest.fixture
+def mailrun(tmp_path: Path, ca: CertificateAuthority):
+    run = MailRun(tmp_path, ca)
+    try:
+        yield run
+    finally:
+        run.stop()
