@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from relaykit.configfiles import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.plan import build
+from relaykit.routing import resolve
+from relaykit.secret import Secret
+from relaykit.settings import Settings
+
+O = Origin("postfix-relaymap.cf", 3)
+
+
+def plan(**settings):
+    files = ConfigFiles(relay_rules=(RelayRule("@a.test", ("[ses.test]:587",), O),),
+                        credentials=(Credential("@a.test", "akia", Secret("p"), O),
+                                     Credential("[smart.test]:587", "smart", Secret("q"), O)),
+                        relaymap_exists=True, sasl_exists=True)
+    return build(Settings(**settings), files, "lmdb")
+
+
+def test_sender_domain_route_and_its_credentials():
+    r = resolve(plan(), "Alice@A.test")
+    assert r.nexthops == ("[ses.test]:587",) and r.origin == O and r.login.user == "akia" and r.tls_required
+
+
+def test_unmatched_sender_falls_back_to_relayhost_with_relay_credentials():
+    r = resolve(plan(default_relay_host="[smart.test]:587"), "bob@b.test")
+    assert r.nexthops == ("[smart.test]:587",) and r.login.user == "smart"
+
+
+def test_unmatched_sender_without_relayhost_is_delivered_directly():
+    r = resolve(plan(), "bob@b.test")
+    assert r.direct and r.login is None and not r.tls_required
