@@ -35,3 +35,25 @@ def test_opted_out_domain_reaches_no_relay(mailrun):
     mailrun.postfix.wait_log(r"to=<someone@example\.net>, relay=none, .*status=deferred", after=offset)
     mailrun.wait_received(mailrun.send("a@one.example"))
     assert not mailrun.received("opted-out")
+
+
+def test_domain_credentials_override_relay_user_on_the_default_relay(mailrun):
+    """DMS docs, sender-dependent authentication: @domain credentials with RELAY_HOST."""
+    default = mailrun.relay("default", users={"relay-user": "relay-pass", "dom-user": "dom-pass"})
+    mailrun.write("postfix-accounts.cf", "a@one.example|{PLAIN}x\nb@two.example|{PLAIN}x\n")
+    mailrun.write("postfix-sasl-password.cf", "@two.example dom-user:dom-pass\n")
+    mailrun.vars.update(RELAY_HOST="127.0.0.1", RELAY_PORT=str(default.port),
+                        RELAY_USER="relay-user", RELAY_PASSWORD="relay-pass")
+    mailrun.start()
+    one = mailrun.wait_received(mailrun.send("a@one.example"))
+    two = mailrun.wait_received(mailrun.send("b@two.example"))
+    assert [m.login for _, m in one] == ["relay-user"]
+    assert [m.login for _, m in two] == ["dom-user"]
+
+
+def test_default_relay_host_takes_mail_of_every_sender(mailrun):
+    smarthost = mailrun.relay("smarthost", users={"u": "p"})
+    mailrun.vars.update(DEFAULT_RELAY_HOST=smarthost.nexthop, RELAY_USER="u", RELAY_PASSWORD="p")
+    mailrun.start()
+    got = mailrun.wait_received(mailrun.send("anyone@unmanaged.example"))
+    assert [(r.name, m.login, m.tls) for r, m in got] == [("smarthost", "u", True)]
