@@ -109,7 +109,7 @@ class Daemon:
 
     def __init__(self, log_file: Path, environ: dict[str, str], postfix: PostfixInstance) -> None:
         self.log_file, self.postfix = log_file, postfix
-        with open(log_file, "wb") as out:
+        with open(log_file, "ab") as out:  # append: Postfix's postlogd may write to it too
             self.process = subprocess.Popen([str(BIN / "relaykit"), "start"], env=environ,
                                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 

@@ -167,3 +167,32 @@ def test_the_queue_survives_a_stop_and_start_and_is_delivered_afterwards(mailrun
     mailrun.postfix.flush()
     for subject in subjects:
         assert [r.name for r, _ in mailrun.wait_received(subject)] == ["back"]
+
+
+def test_no_mail_is_lost_while_routes_change_under_load(mailrun):
+    left, right = mailrun.relay("left"), mailrun.relay("right")
+    mailrun.run("setup", "relay", "add-domain", "shop.example", "127.0.0.1", str(left.port))
+    daemon = mailrun.daemon()
+    subjects = []
+    for n in range(6):
+        relay = (right, left)[n % 2]
+        offset = len(daemon.log())
+        mailrun.run("setup", "relay", "add-domain", "shop.example", "127.0.0.1", str(relay.port))
+        # mail submitted while the reload happens, not after it
+        subjects += [mailrun.send("a@shop.example") for _ in range(3)]
+        daemon.wait_log(APPLIED, after=offset)
+    for subject in subjects:
+        assert len(mailrun.wait_received(subject)) == 1
+    assert len(left.messages) + len(right.messages) == len(subjects)
+    assert left.messages and right.messages
+
+
+def test_postfix_logs_to_the_entrypoint_stdout(mailrun):
+    # The image's main.cf says maillog_file = /dev/stdout: the container log shows Postfix.
+    mailrun.postfix.postconf({"maillog_file": "/dev/stdout", "maillog_file_prefixes": "/dev/stdout"})
+    relay = mailrun.relay("relay")
+    mailrun.run("setup", "relay", "add-domain", "shop.example", "127.0.0.1", str(relay.port))
+    daemon = mailrun.daemon()
+    mailrun.send("a@shop.example")
+    daemon.wait_log(rf"postfix/smtp\[\d+\]: .*relay=127\.0\.0\.1\[127\.0\.0\.1\]:{relay.port}, .*status=sent")
+    assert "started postfix" in daemon.log()  # relaykit's own lines are kept alongside
