@@ -96,12 +96,14 @@ class PostfixMaster(Service):
     def prepare(self) -> None:
         if self.postfix.running():
             raise RelaykitError(f"Postfix is already running for {self.postfix.config_dir} (postfix stop first)")
-        # What `postfix start` checks first: config sanity, queue directories and owners.
-        # Through script(1): postfix explains a failure only on a terminal.
-        result = subprocess.run(["script", "-qec", f"postfix -c '{self.postfix.config_dir}' check", "/dev/null"],
-                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if result.returncode:
-            raise RelaykitError(f"postfix check failed: {result.stdout.strip() or result.returncode}")
+        # What `postfix start-fg` checks first: config sanity, queue directories and owners.
+        try:
+            self.postfix.check()
+        except PostfixError:
+            # Again through script(1) for the reason: postfix explains only on a terminal.
+            result = subprocess.run(["script", "-qec", f"postfix -c '{self.postfix.config_dir}' check", "/dev/null"],
+                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            raise RelaykitError(f"postfix check failed: {result.stdout.strip() or result.returncode}") from None
 
     def needs_reload(self, changes: Changes) -> bool:
         # main.cf/master.cf changes need a reload. So does any table change, even of an

@@ -32,10 +32,15 @@ def start(paths: Iterable[Path], on_change: Callable[[set[str]], None],
     targets = [str(p) for p in paths]
 
     def loop() -> None:
-        for changes in watchfiles.watch(*targets, watch_filter=_relevant, debounce=MAX_MS,
-                                        step=QUIET_MS, stop_event=stop, rust_timeout=0,
-                                        yield_on_timeout=False, raise_interrupt=False):
-            on_change({path for _, path in changes})
+        try:
+            for changes in watchfiles.watch(*targets, watch_filter=_relevant, debounce=MAX_MS,
+                                            step=QUIET_MS, stop_event=stop, rust_timeout=0,
+                                            yield_on_timeout=False, raise_interrupt=False):
+                on_change({path for _, path in changes})
+        except Exception as exc:  # e.g. the directory was removed: say so, Postfix keeps running
+            from relaykit import log
+
+            log.error(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
 
     thread = threading.Thread(target=loop, name="relaykit-watch", daemon=True)
     thread.start()

@@ -196,3 +196,34 @@ def test_postfix_logs_to_the_entrypoint_stdout(mailrun):
     mailrun.send("a@shop.example")
     daemon.wait_log(rf"postfix/smtp\[\d+\]: .*relay=127\.0\.0\.1\[127\.0\.0\.1\]:{relay.port}, .*status=sent")
     assert "started postfix" in daemon.log()  # relaykit's own lines are kept alongside
+
+
+def test_start_refuses_when_postfix_itself_is_misconfigured(mailrun):
+    # a Postfix problem relaykit does not check itself: `postfix check` (as start-fg runs it) does
+    mailrun.postfix.run("postconf", "-MX", "postlog/unix-dgram")
+    daemon = mailrun.daemon(wait=False)
+    assert daemon.wait_exit() == 1
+    assert "postfix check failed" in daemon.log() and "missing 'postlog' service in master.cf" in daemon.log()
+    assert mailrun.postfix.master_pid() is None
+
+
+def test_sigint_stops_as_cleanly_as_sigterm(mailrun):
+    daemon = mailrun.daemon()
+    master = mailrun.postfix.master_pid()
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.wait_exit(5) == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(master, 0)
+
+
+def test_editing_relaykit_env_while_running_changes_the_default_relay(mailrun):
+    old, new = mailrun.relay("old"), mailrun.relay("new")
+    mailrun.write("postfix-accounts.cf", "a@one.example|{PLAIN}x\n")
+    mailrun.write("relaykit.env", f"RELAY_HOST=127.0.0.1\nRELAY_PORT={old.port}\n")
+    daemon = mailrun.daemon()
+    assert [r.name for r, _ in mailrun.wait_received(mailrun.send("a@one.example"))] == ["old"]
+
+    offset = len(daemon.log())
+    mailrun.write("relaykit.env", f"RELAY_HOST=127.0.0.1\nRELAY_PORT={new.port}\n")
+    daemon.wait_log(APPLIED, after=offset)
+    assert [r.name for r, _ in mailrun.wait_received(mailrun.send("a@one.example"))] == ["new"]
