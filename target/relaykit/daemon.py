@@ -113,6 +113,14 @@ class PostfixMaster(Service):
         return bool(changes.params or changes.tables)
 
 
+def supervised(environ: Mapping[str, str]) -> list[Service]:
+    """What `relaykit start` runs, in start order (stopped in reverse). One more daemon
+    (e.g. Dovecot for SASL) = one more Service subclass appended here."""
+    from relaykit.settings import mail_config
+
+    return [PostfixMaster(Postfix(mail_config(environ)))]
+
+
 class Supervisor:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -131,11 +139,11 @@ class Supervisor:
     # lifecycle
     def run(self) -> int:
         from relaykit.configure import configure
-        from relaykit.settings import config_dir, env_file, mail_config
+        from relaykit.settings import config_dir, env_file
 
         started = time.monotonic()
         configure(self.environ)  # ConfigError -> exit 1 with file:line: refuse to start
-        self.services = [PostfixMaster(Postfix(mail_config(self.environ)))]
+        self.services = supervised(self.environ)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         try:
