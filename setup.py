@@ -7,7 +7,7 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "target"},
     packages=find_packages("target"),
-    install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13"],
+    install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21"],
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1"],
     },

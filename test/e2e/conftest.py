@@ -4,6 +4,8 @@ relays, and real SMTP. Every test gets its own instance and relays; all are stop
 from __future__ import annotations
 
 import os
+import re
+import signal
 import smtplib
 import subprocess
 import time
@@ -33,6 +35,7 @@ class MailRun:
         self.config_dir.mkdir()
         self.vars: dict[str, str] = {}
         self.relays: list[CaptureRelay] = []
+        self.daemons: list[Daemon] = []
 
     def relay(self, name: str, **kwargs) -> CaptureRelay:
         relay = CaptureRelay(name, self.ca, **kwargs).start()
@@ -85,10 +88,64 @@ class MailRun:
             time.sleep(0.05)
         return self.received(subject)
 
+    def daemon(self, wait: bool = True) -> Daemon:
+        """Run the real `relaykit start` (the container entrypoint) for this instance."""
+        daemon = Daemon(self.root / f"relaykit-start-{len(self.daemons)}.log", self.environ(), self.postfix)
+        self.daemons.append(daemon)
+        if wait:
+            daemon.wait_ready()
+        return daemon
+
     def stop(self) -> None:
+        for daemon in self.daemons:
+            daemon.stop()
         self.postfix.stop()
         for relay in self.relays:
             relay.stop()
+
+
+class Daemon:
+    """A running `relaykit start`; its stdout+stderr go to `log_file`."""
+
+    def __init__(self, log_file: Path, environ: dict[str, str], postfix: PostfixInstance) -> None:
+        self.log_file, self.postfix = log_file, postfix
+        with open(log_file, "ab") as out:  # append: Postfix's postlogd may write to it too
+            self.process = subprocess.Popen([str(BIN / "relaykit"), "start"], env=environ,
+                                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until Postfix answers on its SMTP port and the config directory is watched."""
+        self.wait_log(r"watching .* for changes", timeout)
+        from harness.postfix_instance import wait_port
+
+        wait_port(self.postfix.smtpd_port, timeout=timeout)
+
+    def wait_log(self, pattern: str, timeout: float = 15.0, after: int = 0) -> re.Match:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while not (match := regex.search(self.log()[after:])):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError(f"relaykit start (exit {self.process.poll()}) logged no {pattern!r}:\n"
+                                   f"{self.log()[after:][-3000:]}")
+            time.sleep(0.02)
+        return match
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, as `docker stop` does; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
 
 
 @pytest.fixture
