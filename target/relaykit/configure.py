@@ -45,6 +45,10 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
         log.warn(warning)
     changes = apply(prepared.plan, prepared.postfix)
     log.info(summary(prepared.plan))
+    from relaykit.overview import describe
+
+    for line in describe(prepared.plan):
+        log.debug(line)
     if changes:
         log.debug(f"changed: {', '.join((*changes.tables, *changes.params))}")
     return prepared.plan, changes

@@ -77,3 +77,9 @@ def summary(plan: Plan) -> str:
             what += f"; all other senders{' with credentials' if default.user else ''}"
         parts.append(f"{relay} <- {what}")
     return f"relay: {'; '.join(parts) or 'no sender routed'}; {len(plan.logins)} credential(s)"
+
+
+def describe(plan: Plan) -> list[str]:
+    """One line per sender for LOG_LEVEL=debug: `@shop.example -> [relay]:587 as AKIA... (file:line)`."""
+    return [f"route {row.sender} -> {','.join(row.relays) or 'direct (MX)'} "
+            f"{'as ' + row.user if row.user else 'without login'} ({row.rule})" for row in rows(plan)]

@@ -208,3 +208,12 @@ def test_configure_logs_a_summary_per_relay_without_secrets(configured):
     assert "[email-smtp.eu-west-1.amazonaws.com]:587 <- 1 sender(s), 1 with credentials" in line
     assert "[smarthost.example]:587 <- 1 sender(s), 1 with credentials" in line
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_log_level_debug_shows_each_route_and_warn_hides_the_summary(configured):
+    debug = configured.configure(LOG_LEVEL="debug").stderr
+    assert "[   DEBUG   ]  route @news.example -> [email-smtp.eu-west-1.amazonaws.com]:587 as AKIANEWS" in debug
+    assert "[    INF    ]  relay:" in debug
+    quiet = configured.configure(LOG_LEVEL="warn").stderr
+    assert "relay:" not in quiet and "route @" not in quiet
+    assert SECRET not in debug + quiet
