@@ -118,3 +118,19 @@ def test_bad_arguments_exit_1_with_a_message(mailrun, args, message):
     result = mailrun.run("setup", "relay", "test", *args, check=False)
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def test_an_unverifiable_certificate_is_reported_and_accepted_as_postfix_would(env, ca):
+    """Without the relay's CA in smtp_tls_CAfile the certificate cannot be verified;
+    tls_policy `encrypt` still encrypts, so the test says so and goes on."""
+    relay = CaptureRelay("self-signed", ca, users={"AKIA": PASSWORD}).start()
+    try:
+        assert env.run("setup", "relay", "add-domain", "shop.example", "127.0.0.1", str(relay.port)).returncode == 0
+        assert env.run("setup", "relay", "add-auth", "shop.example", "AKIA", input=PASSWORD + "\n").returncode == 0
+        result = env.run("setup", "relay", "test", "alice@shop.example", "bob@example.net")
+    finally:
+        relay.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warn certificate" in result.stdout and "certificate NOT verified" in result.stdout
+    assert [(m.login, m.tls) for m in relay.messages] == [("AKIA", True)]
+    assert PASSWORD not in result.stdout + result.stderr
