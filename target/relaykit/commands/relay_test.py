@@ -110,68 +110,81 @@ def _tls_note(sock, verified: bool) -> str:
     return f" ({version}, certificate {'verified' if verified else 'NOT verified'})"
 
 
+def _first_line(text: bytes) -> bytes:
+    return text.splitlines()[0] if text else b""
+
+
+def _converse(smtp: smtplib.SMTP, out: Session, host: str, port: int, implicit: bool, verified: bool,
+              context: ssl.SSLContext, sender: str, recipient: str, login: Login | None,
+              password: str | None, data: bytes) -> None:
+    """The session Postfix's SMTP client would have with the relay, step by step."""
+    try:
+        code, banner = smtp.connect(host, port)
+    except ssl.SSLCertVerificationError:
+        raise
+    except (OSError, smtplib.SMTPException) as exc:
+        out.step(False, "connect", f"[{host}]:{port}: {exc}")
+        raise StepFailed(f"cannot connect to [{host}]:{port}: {exc}") from None
+    out.reply("connect", code, banner, (220,), _tls_note(smtp.sock, verified) if implicit else "")
+    code, text = smtp.ehlo()
+    out.reply("EHLO", code, _first_line(text), (250,))
+    if not implicit:
+        if not smtp.has_extn("starttls"):
+            out.step(False, "STARTTLS", "not offered by the relay")
+            raise StepFailed("the relay offers no STARTTLS: relaykit never sends credentials or mail "
+                             "to a relay in clear, so Postfix keeps this sender's mail deferred")
+        code, text = smtp.starttls(context=context)
+        out.reply("STARTTLS", code, text, (220,), _tls_note(smtp.sock, verified))
+        code, text = smtp.ehlo()
+        out.reply("EHLO", code, _first_line(text), (250,))
+    if login is None:
+        out.step(True, "AUTH", "skipped: this route has no credentials")
+    elif not smtp.has_extn("auth"):
+        out.step(False, "AUTH", "not offered by the relay")
+        raise StepFailed(f"the relay offers no AUTH, but the route logs in as {login.user}")
+    else:
+        try:
+            code, text = smtp.login(login.user, password)
+        except smtplib.SMTPAuthenticationError as exc:
+            code, text = exc.smtp_code, exc.smtp_error
+        except smtplib.SMTPException as exc:  # e.g. no mechanism in common
+            out.step(False, "AUTH", str(exc))
+            raise StepFailed(f"AUTH as {login.user} failed: {out.scrub(str(exc))}") from None
+        out.reply("AUTH", code, text, (235,), f" (as {login.user}, from {login.origin})")
+    code, text = smtp.mail(sender)
+    out.reply("MAIL FROM", code, text, (250,))
+    code, text = smtp.rcpt(recipient)
+    out.reply("RCPT TO", code, text, (250, 251))
+    code, text = smtp.data(data)
+    out.reply("DATA", code, text, (250,))
+    code, text = smtp.quit()
+    out.step(True, "QUIT", f"{code} {text.decode(errors='replace')}")
+
+
 def _session(host: str, port: int, sender: str, recipient: str, login: Login | None,
              password: str | None, data: bytes, context: ssl.SSLContext, verified: bool) -> None:
+    """One SMTP session; StepFailed when a step fails, SSLCertVerificationError to retry."""
     out = Session(password)
     implicit = port == IMPLICIT_TLS_PORT
-    helo = socket.gethostname() or "relaykit.localdomain"
+    helo = socket.gethostname() or "relaykit.localdomain"  # no DNS lookup (smtplib's getfqdn)
+    if implicit:
+        smtp = smtplib.SMTP_SSL(timeout=TIMEOUT, local_hostname=helo, context=context)
+    else:
+        smtp = smtplib.SMTP(timeout=TIMEOUT, local_hostname=helo)
+    smtp._host = host  # the TLS server name: smtplib sets it only in its constructor
     try:
-        if implicit:
-            smtp = smtplib.SMTP_SSL(timeout=TIMEOUT, local_hostname=helo, context=context)
-        else:
-            smtp = smtplib.SMTP(timeout=TIMEOUT, local_hostname=helo)
-        smtp._host = host  # the TLS server name: smtplib only sets it from its constructor
-        try:
-            code, banner = smtp.connect(host, port)
-        except ssl.SSLCertVerificationError:
-            raise
-        except (OSError, smtplib.SMTPException) as exc:
-            out.step(False, "connect", f"[{host}]:{port}: {exc}")
-            raise StepFailed(f"cannot connect to [{host}]:{port}: {exc}") from None
-        note = _tls_note(smtp.sock, verified) if implicit else ""
-        out.reply("connect", code, banner, (220,), note)
-        code, text = smtp.ehlo()
-        out.reply("EHLO", code, text.splitlines()[0] if text else b"", (250,))
-        if not implicit:
-            if not smtp.has_extn("starttls"):
-                out.step(False, "STARTTLS", "not offered by the relay")
-                raise StepFailed("the relay offers no STARTTLS: relaykit never sends credentials or mail "
-                                 "to a relay in clear, so Postfix keeps this sender's mail deferred")
-            code, text = smtp.starttls(context=context)
-            out.reply("STARTTLS", code, text, (220,), _tls_note(smtp.sock, verified))
-            code, text = smtp.ehlo()
-            out.reply("EHLO", code, text.splitlines()[0] if text else b"", (250,))
-        if login is None:
-            out.step(True, "AUTH", "skipped: this route has no credentials")
-        elif not smtp.has_extn("auth"):
-            out.step(False, "AUTH", "not offered by the relay")
-            raise StepFailed(f"the relay offers no AUTH, but the route logs in as {login.user}")
-        else:
-            try:
-                code, text = smtp.login(login.user, password)
-            except smtplib.SMTPAuthenticationError as exc:
-                code, text = exc.smtp_code, exc.smtp_error
-            except smtplib.SMTPException as exc:
-                out.step(False, "AUTH", str(exc))
-                raise StepFailed(f"AUTH as {login.user} failed: {out.scrub(str(exc))}") from None
-            out.reply("AUTH", code, text, (235,), f" (as {login.user}, from {login.origin})")
-        code, text = smtp.mail(sender)
-        out.reply("MAIL FROM", code, text, (250,))
-        code, text = smtp.rcpt(recipient)
-        out.reply("RCPT TO", code, text, (250, 251))
-        code, text = smtp.data(data)
-        out.reply("DATA", code, text, (250,))
-        code, text = smtp.quit()
-        out.step(True, "QUIT", f"{code} {text.decode(errors='replace')}")
+        _converse(smtp, out, host, port, implicit, verified, context, sender, recipient, login, password, data)
     except ssl.SSLCertVerificationError:
+        smtp.close()
         raise
     except StepFailed:
         try:
             smtp.quit()
-        except (OSError, smtplib.SMTPException, UnboundLocalError):
-            pass
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
         raise
     except (OSError, smtplib.SMTPException) as exc:
+        smtp.close()
         out.step(False, "session", str(exc))
         raise StepFailed(f"the SMTP session with [{host}]:{port} failed: {out.scrub(str(exc))}") from None
 
