@@ -61,7 +61,9 @@ def rows(plan: Plan, files: ConfigFiles | None = None) -> list[Row]:
 
 
 def summary(plan: Plan) -> str:
-    """One log line: how many senders go to which relay, with or without credentials."""
+    """One log line: how many senders go to which relay, how many with credentials, e.g.
+    `relay: [smtp.mailgun.org]:587 <- 2 sender(s), 2 with credentials; [ses]:587 <- every
+    other sender, with credentials; 3 credential(s)`."""
     if not plan.configured:
         return "no relay configured: outbound mail is delivered directly"
     by_relay: dict[str, list[Row]] = {}
@@ -70,12 +72,13 @@ def summary(plan: Plan) -> str:
     parts = []
     for relay, group in by_relay.items():
         senders = [r for r in group if r.sender != OTHER_SENDERS]
-        with_login = sum(1 for r in senders if r.user)
-        what = f"{len(senders)} sender(s)" + (f", {with_login} with credentials" if senders else "")
-        if len(senders) < len(group):
-            default = next(r for r in group if r.sender == OTHER_SENDERS)
-            what += f"; all other senders{' with credentials' if default.user else ''}"
-        parts.append(f"{relay} <- {what}")
+        what = []
+        if senders:
+            what.append(f"{len(senders)} sender(s), {sum(1 for r in senders if r.user)} with credentials")
+        for row in group:
+            if row.sender == OTHER_SENDERS:
+                what.append(f"every other sender, {'with' if row.user else 'without'} credentials")
+        parts.append(f"{relay} <- {' + '.join(what)}")
     return f"relay: {'; '.join(parts) or 'no sender routed'}; {len(plan.logins)} credential(s)"
 
 

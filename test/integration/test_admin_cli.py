@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from relaykit.cli.dispatch import Command, Group
+from relaykit.cli.dispatch import Group
 from relaykit.cli.main import _tree
 
 SECRET = "Pa55-w0rd-never-shown"
@@ -217,3 +217,11 @@ def test_log_level_debug_shows_each_route_and_warn_hides_the_summary(configured)
     quiet = configured.configure(LOG_LEVEL="warn").stderr
     assert "relay:" not in quiet and "route @" not in quiet
     assert SECRET not in debug + quiet
+
+
+def test_summary_names_the_default_relayhost_for_every_other_sender(env):
+    env.write("postfix-relaymap.cf", "@news.example [smtp.mailgun.org]:587\n")
+    env.vars.update(DEFAULT_RELAY_HOST="[smtp.sendgrid.net]:587", RELAY_USER="apikey", RELAY_PASSWORD=SECRET)
+    line = next(l for l in env.configure().stderr.splitlines() if "relay:" in l)
+    assert line.endswith("relay: [smtp.mailgun.org]:587 <- 1 sender(s), 0 with credentials; "
+                         "[smtp.sendgrid.net]:587 <- every other sender, with credentials; 1 credential(s)")
