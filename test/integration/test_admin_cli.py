@@ -199,7 +199,7 @@ def test_bash_completion_follows_the_command_tree(env):
 
 def test_completion_for_an_unknown_shell_exits_1(env):
     result = env.run("setup", "completion", "tcsh")
-    assert result.returncode == 1 and "only bash" in result.stderr
+    assert result.returncode == 1 and "bash and zsh are supported" in result.stderr
 
 
 def test_configure_logs_a_summary_per_relay_without_secrets(configured):
@@ -225,3 +225,15 @@ def test_summary_names_the_default_relayhost_for_every_other_sender(env):
     line = next(l for l in env.configure().stderr.splitlines() if "relay:" in l)
     assert line.endswith("relay: [smtp.mailgun.org]:587 <- 1 sender(s), 0 with credentials; "
                          "[smtp.sendgrid.net]:587 <- every other sender, with credentials; 1 credential(s)")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("zsh"), reason="zsh is not installed")
+def test_zsh_completion_registers_through_bashcompinit_in_a_real_zsh(env):
+    script = env.run("setup", "completion", "zsh").stdout
+    program = (f"{script}\nsetopt ksharrays  # as bashcompinit's _bash_complete runs it\n"
+               "COMP_WORDS=(setup relay ''); COMP_CWORD=2; _relaykit_setup\n"
+               'print -r -- "${_comps[setup]}|${COMPREPLY[*]}"')
+    result = subprocess.run(["zsh", "-fc", program], capture_output=True, text=True)
+    registered, _, words = result.stdout.strip().partition("|")
+    assert registered == "_bash_complete -F _relaykit_setup", result.stderr
+    assert {"add-domain", "del-auth", "list", "test"} <= set(words.split())

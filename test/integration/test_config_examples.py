@@ -53,6 +53,8 @@ def test_example_configures_cleanly_and_routes_as_documented(env, tmp_path, name
     secret.write_text(SECRET + "\n")
     text = (env.config_dir / "relaykit.env").read_text()
     env.vars.update({line.split("=")[0]: str(secret) for line in text.splitlines() if "_FILE=" in line})
+    # compose.yaml always sets RELAY_PASSWORD_FILE: every example must work with it
+    env.vars["RELAY_PASSWORD_FILE"] = str(secret)
 
     check = env.run("setup", "relay", "check")
     assert check.returncode == 0, check.stderr

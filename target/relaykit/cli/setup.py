@@ -85,9 +85,9 @@ RELAY = Group(
 )
 
 COMPLETION = Command(
-    "completion", "relaykit.commands.completion:main", "[bash]",
+    "completion", "relaykit.commands.completion:main", "[bash|zsh]",
     "Print a shell completion script for setup and relaykit.",
-    ("source <(setup completion bash)",),
+    ("source <(setup completion bash)", "source <(setup completion zsh)"),
     min_args=0, max_args=1,
     details="The image installs it in /usr/share/bash-completion/completions/.",
 )
