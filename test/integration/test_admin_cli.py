@@ -101,6 +101,9 @@ def test_del_auth_removes_domain_or_relay_credentials_and_keeps_mode_0600(config
     assert result.returncode == 0 and SECRET not in result.stdout + result.stderr
     assert configured.run("setup", "relay", "del-auth", "[smtp.mailgun.org]:587").returncode == 0
     assert path.read_text() == ""
+    path.write_text(f"smtp.relay.test:2525 u:{SECRET}\n")  # an unbracketed next hop (MX lookup)
+    assert configured.run("setup", "relay", "del-auth", "smtp.relay.test:2525").returncode == 0
+    assert path.read_text() == ""
     assert path.stat().st_mode & 0o777 == 0o600
 
 

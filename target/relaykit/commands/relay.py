@@ -64,10 +64,11 @@ def del_domain(args: list[str]) -> int:
 
 
 def del_auth(args: list[str]) -> int:
-    """Remove the credentials of a sender domain or of a relay (`[host]:port`)."""
+    """Remove the credentials of a sender domain or of a relay (`[host]:port`, `host:port`)."""
     store = open_store()
     text = args[0]
-    key = validate.nexthop(text, "relay") if text.startswith("[") else validate.sender_key(text, "domain")
+    by_relay = text.startswith("[") or ":" in text  # a domain has neither
+    key = validate.nexthop(text, "relay") if by_relay else validate.sender_key(text, "domain")
     if not store.remove_credential(key):
         raise UsageError(f"{key} has no credentials in {store.sasl}: nothing to delete")
     ui.ok(f"credentials of {key} removed from {store.sasl}")
