@@ -36,6 +36,30 @@ else
   "$PREFIX/bin/pip" install -q "$SRC"
 fi
 
+# The image's layout; a development install (EDITABLE=1) skips it, since it would replace
+# this machine's /etc/postfix/main.cf. CI runs it (a real install), so the image's steps
+# are tested on every run.
+if [ "${EDITABLE:-0}" != 1 ]; then
+  # `relaykit` and the DMS admin command `setup` on PATH (docker exec <ctr> setup relay ...)
+  ln -sf "$PREFIX/bin/relaykit" /usr/local/bin/relaykit
+  ln -sf "$PREFIX/bin/setup" /usr/local/bin/setup
+  # Postfix's static configuration; relaykit adds the relay parameters at every start.
+  for f in main.cf master.cf; do
+    if [ -f "/etc/postfix/$f" ] && ! cmp -s "$SRC/target/postfix/$f" "/etc/postfix/$f"; then
+      cp -p "/etc/postfix/$f" "/etc/postfix/$f.before-relaykit"
+    fi
+    install -m 644 "$SRC/target/postfix/$f" "/etc/postfix/$f"
+  done
+  # The DMS config directory, and bash completion for `setup` and `relaykit`.
+  mkdir -p /tmp/docker-mailserver
+  mkdir -p /usr/share/bash-completion/completions
+  "$PREFIX/bin/setup" completion bash > /usr/share/bash-completion/completions/setup
+  ln -sf setup /usr/share/bash-completion/completions/relaykit
+  # The slim image has no bash-completion package: load ours in interactive shells.
+  line='[ -r /usr/share/bash-completion/completions/setup ] && . /usr/share/bash-completion/completions/setup'
+  grep -qxF "$line" /etc/bash.bashrc 2>/dev/null || echo "$line" >> /etc/bash.bashrc
+fi
+
 # Postfix must not run from the Debian service scripts: `relaykit start` runs it.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postfix dovecot >/dev/null 2>&1 || true; fi
 echo "relaykit installed in $PREFIX"

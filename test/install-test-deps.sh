@@ -1,10 +1,10 @@
 #!/bin/sh
-# What the tests need beyond the image: swaks, a PostgreSQL server, Python test tools.
+# What the tests need beyond the image: swaks, a PostgreSQL server, zsh (completion test), Python test tools.
 set -eu
 VENV=$1
 export DEBIAN_FRONTEND=noninteractive
 missing=""
-for p in swaks postgresql postgresql-client; do
+for p in swaks postgresql postgresql-client zsh; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -33,16 +33,10 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
 
 def summary(plan: Plan) -> str:
-    if not plan.configured:
-        return "no relay configured: outbound mail is delivered directly"
-    relays: dict[str, int] = {}
-    for route in plan.routes:
-        for hop in route.nexthops:
-            relays[hop] = relays.get(hop, 0) + 1
-    parts = [f"{count} sender(s) -> {hop}" for hop, count in relays.items()]
-    if plan.relayhost:
-        parts.insert(0, f"default relayhost {','.join(plan.relayhost)}")
-    return f"relay: {'; '.join(parts) or 'no sender routed'}; {len(plan.logins)} credential(s)"
+    """The start-up line: senders per relay, with or without credentials (overview.py)."""
+    from relaykit.overview import summary as overview
+
+    return overview(plan)
 
 
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
@@ -51,6 +45,10 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
         log.warn(warning)
     changes = apply(prepared.plan, prepared.postfix)
     log.info(summary(prepared.plan))
+    from relaykit.overview import describe
+
+    for line in describe(prepared.plan):
+        log.debug(line)
     if changes:
         log.debug(f"changed: {', '.join((*changes.tables, *changes.params))}")
     return prepared.plan, changes

@@ -114,7 +114,9 @@ class CaptureRelay:
     def start(self) -> CaptureRelay:
         kwargs: dict = {}
         if self.users is not None:
-            kwargs.update(authenticator=self._authenticate, auth_require_tls=self.tls != "none")
+            # aiosmtpd's auth_require_tls only knows STARTTLS: with it, an implicit-TLS
+            # server never offers AUTH. Implicit TLS is encrypted from the first byte anyway.
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=self.tls == "starttls")
         if self.tls == "starttls":
             kwargs.update(tls_context=self.ca.server_context(), require_starttls=False)
         elif self.tls == "implicit":

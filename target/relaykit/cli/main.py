@@ -20,6 +20,12 @@ def _tree() -> Group:
             Command("start", "relaykit.daemon:main", "",
                     "Configure, run Postfix in the foreground, re-apply on config changes.",
                     ("relaykit start",)),
+            Command("health", "relaykit.health:main", "[-v] [<host>:<port>]",
+                    "Exit 0 if Postfix runs and its SMTP listener answers (the HEALTHCHECK).",
+                    ("relaykit health", "relaykit health -v 127.0.0.1:587"),
+                    min_args=0, max_args=2,
+                    details="Checks `postfix status`, then greets the listener (default 127.0.0.1:25,\n"
+                            "or RELAYKIT_HEALTH_ADDRESS) with EHLO and expects 220 and 250."),
             Group("setup", SETUP.summary, SETUP.children),
         ),
     )

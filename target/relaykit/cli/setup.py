@@ -40,10 +40,59 @@ RELAY = Group(
             min_args=1, max_args=1,
             details="Sets the opt-out line '@domain' in postfix-relaymap.cf.",
         ),
+        Command(
+            "del-domain", "relaykit.commands.relay:del_domain", "<domain>",
+            "Remove the relaymap line of <domain> (its route or its opt-out).",
+            ("setup relay del-domain example.com",),
+            min_args=1, max_args=1,
+            details="Its mail then follows RELAY_HOST / DEFAULT_RELAY_HOST again.\n"
+                    "Exit status 1 when <domain> has no line in postfix-relaymap.cf.",
+        ),
+        Command(
+            "del-auth", "relaykit.commands.relay:del_auth", "<domain>|<[host]:port>",
+            "Remove the credentials of a sender domain or of a relay.",
+            ("setup relay del-auth example.com", "setup relay del-auth [smtp.mailgun.org]:587"),
+            min_args=1, max_args=1,
+            details="Removes the entry from postfix-sasl-password.cf. Exit status 1 when there is none.",
+        ),
+        Command(
+            "list", "relaykit.commands.relay_view:list_relays", "[--json]",
+            "Show which relay each sender uses and as which user (passwords masked).",
+            ("setup relay list", "setup relay list --json | jq '.[] | select(.user == null)'"),
+            min_args=0, max_args=1,
+            details="Read from the plan relaykit configure applies: '*' is every sender without\n"
+                    "an entry of its own (DEFAULT_RELAY_HOST). --json prints a list of objects\n"
+                    "{sender, relays, direct, rule, user, password, credentials} for scripts.",
+        ),
+        Command(
+            "check", "relaykit.commands.relay_view:check", "",
+            "Validate the environment and every config file; report all problems.",
+            ("setup relay check",),
+            details="Each problem is printed as file:line (or the variable) and a message.\n"
+                    "Exit status 1 if there is any; nothing is changed either way.",
+        ),
+        Command(
+            "test", "relaykit.commands.relay_test:main", "<sender> <recipient>",
+            "Send a real test message along the configured route, showing each SMTP step.",
+            ("setup relay test alice@example.com me@example.org",),
+            min_args=2, max_args=2,
+            details="Connects to the relay the sender's mail goes to, requires TLS (STARTTLS,\n"
+                    "or implicit TLS on port 465), logs in with the configured credentials\n"
+                    "(never shown), and sends a short message to <recipient>. Exit status 1\n"
+                    "when any step fails; the printed steps say which and what the relay said.",
+        ),
     ),
 )
 
-SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY,))
+COMPLETION = Command(
+    "completion", "relaykit.commands.completion:main", "[bash|zsh]",
+    "Print a shell completion script for setup and relaykit.",
+    ("source <(setup completion bash)", "source <(setup completion zsh)"),
+    min_args=0, max_args=1,
+    details="The image installs it in /usr/share/bash-completion/completions/.",
+)
+
+SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY, COMPLETION))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,3 +50,26 @@ def exclude_domain(args: list[str]) -> int:
     open_store().set_relay(sender, ())
     ui.ok(f"{sender} is excluded from the default relay")
     return 0
+
+
+def del_domain(args: list[str]) -> int:
+    """Remove the domain's relaymap line (a route or an opt-out); its mail then follows
+    RELAY_HOST / DEFAULT_RELAY_HOST again."""
+    store = open_store()
+    sender = validate.sender_key(args[0], "domain")
+    if not store.remove_relay(sender):
+        raise UsageError(f"{sender} has no entry in {store.relaymap}: nothing to delete")
+    ui.ok(f"{sender} removed from {store.relaymap}")
+    return 0
+
+
+def del_auth(args: list[str]) -> int:
+    """Remove the credentials of a sender domain or of a relay (`[host]:port`, `host:port`)."""
+    store = open_store()
+    text = args[0]
+    by_relay = text.startswith("[") or ":" in text  # a domain has neither
+    key = validate.nexthop(text, "relay") if by_relay else validate.sender_key(text, "domain")
+    if not store.remove_credential(key):
+        raise UsageError(f"{key} has no credentials in {store.sasl}: nothing to delete")
+    ui.ok(f"credentials of {key} removed from {store.sasl}")
+    return 0

@@ -1,0 +1,106 @@
+"""`setup relay list` and `setup relay check`: read the configuration, change nothing.
+
+Both read the plan that `relaykit configure` would apply (settings + files -> plan.build),
+so they show and check exactly what Postfix gets. Imported only when they run: they pull
+in dataclasses, pathlib and rich, which the editing commands must not pay for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from relaykit import ui
+from relaykit.errors import ConfigError, ConfigErrors, RelaykitError, UsageError
+
+
+def load_plan(environ: Mapping[str, str] = os.environ):
+    """(settings, files, plan) as configure would compute them, without running Postfix:
+    the table type only changes main.cf references, not who is routed where."""
+    from relaykit.plan import build
+    from relaykit.settings import load
+    from relaykit.stores import open_store
+
+    settings = load(environ)
+    files = open_store(environ).load()
+    return settings, files, build(settings, files, settings.table_type or "hash")
+
+
+def _options(args: list[str], allowed: tuple[str, ...]) -> set[str]:
+    unknown = [a for a in args if a not in allowed]
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]!r} (allowed: {', '.join(allowed)})")
+    return set(args)
+
+
+def list_relays(args: list[str]) -> int:
+    from relaykit.overview import rows
+
+    options = _options(args, ("--json",))
+    _, files, plan = load_plan()
+    found = rows(plan, files)
+    if "--json" in options:
+        print(json.dumps([row.as_dict() for row in found], indent=2))
+        return 0
+    if not found:
+        ui.info("no relay configured: outbound mail is delivered directly")
+        return 0
+    from rich.table import Table
+    from rich.text import Text  # plain cells: "[host]:port" is not rich markup
+
+    table = Table(title="relay routes (* = every other sender)", title_justify="left")
+    for column in ("sender", "relay", "auth user", "password", "rule", "credentials from"):
+        table.add_column(column)
+    for row in found:
+        relay = ", ".join(row.relays) if row.relays else "direct (MX)"
+        cells = (row.sender, relay, row.user or "-", "********" if row.user else "-", row.rule, row.credentials or "-")
+        table.add_row(*(Text(cell) for cell in cells))
+    ui.console().print(table)
+    return 0
+
+
+def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str], str | None]:
+    """Every problem of the environment and the files (not just the first), the plan's
+    warnings, and the summary when all is well."""
+    from relaykit.plan import build
+    from relaykit.settings import load
+    from relaykit.stores import open_store
+
+    problems: list[RelaykitError] = []
+    settings = files = None
+    for step in ("settings", "files"):
+        try:
+            if step == "settings":
+                settings = load(environ)
+            else:
+                files = open_store(environ).load()
+        except ConfigErrors as exc:
+            problems += exc.errors
+        except ConfigError as exc:
+            problems.append(exc)
+    if settings is None or files is None:
+        return problems, [], None
+    try:
+        plan = build(settings, files, settings.table_type or "hash")
+    except ConfigErrors as exc:
+        return problems + exc.errors, [], None
+    except ConfigError as exc:
+        return problems + [exc], [], None
+    from relaykit.overview import summary
+
+    return problems, list(plan.warnings), summary(plan)
+
+
+def check(args: list[str]) -> int:
+    _options(args, ())
+    problems, warnings, summary = _problems(os.environ)
+    for warning in warnings:
+        ui.warn(warning)
+    if problems:
+        for problem in problems:
+            ui.error(str(problem))
+        ui.error(f"{len(problems)} problem(s) found; relaykit configure would refuse this configuration")
+        return 1
+    ui.ok(f"configuration is valid: {summary}")
+    return 0
