@@ -21,6 +21,14 @@ mount --bind "$S/spool" /var/spool/postfix
 mount --bind "$S/lib" /var/lib/postfix
 mount --bind "$CONFIG" "$S/tmp/docker-mailserver"
 mount --bind "$S/run" /run
+# The project and its virtualenv may live under /tmp (a CI clone, a scratch venv): make
+# them visible again inside the new /tmp before it hides the old one.
+for keep in "$REPO" "$(dirname "$BIN")"; do
+  case $keep in /tmp/*)
+    mkdir -p "$S/tmp/${keep#/tmp/}"
+    mount --bind "$keep" "$S/tmp/${keep#/tmp/}" ;;
+  esac
+done
 mount --rbind "$S/tmp" /tmp  # last: it hides $S, which lives under /tmp
 mount -o remount,bind,ro /
 if touch /etc/relaykit-probe /usr/relaykit-probe 2>/dev/null; then echo "root is writable"; exit 3; fi
