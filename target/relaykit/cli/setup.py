@@ -43,7 +43,41 @@ RELAY = Group(
     ),
 )
 
-SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY,))
+EMAIL = Group(
+    "email",
+    "Accounts that may send on the submission ports 587/465 (postfix-accounts.cf).",
+    (
+        Command(
+            "add", "relaykit.commands.email:add", "<email> [<password>]",
+            "Add an account; its owner may then send as <email> and its aliases.",
+            ("setup email add user@example.com",
+             "printf '%s\\n' \"$PASSWORD\" | setup email add user@example.com"),
+            min_args=1, max_args=2,
+            details="Without <password> it is asked for without echo, or read from standard input\n"
+                    "when that is not a terminal (a password argument shows in ps(1) and shell\n"
+                    "history). Stored as a SHA512-CRYPT hash made by Dovecot's doveadm pw.",
+        ),
+        Command(
+            "update", "relaykit.commands.email:update", "<email> [<password>]",
+            "Change the password of an existing account.",
+            ("setup email update user@example.com",),
+            min_args=1, max_args=2,
+        ),
+        Command(
+            "del", "relaykit.commands.email:delete", "[-y] <email> [<email>...]",
+            "Delete accounts (-y is accepted for DMS compatibility).",
+            ("setup email del user@example.com",),
+            min_args=1, max_args=None,
+        ),
+        Command(
+            "list", "relaykit.commands.email:list_accounts", "",
+            "List the accounts and the aliases that point to them.",
+            ("setup email list",),
+        ),
+    ),
+)
+
+SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY,) + (EMAIL,))
 
 
 def main(argv: list[str] | None = None) -> int:
