@@ -83,4 +83,6 @@ def prepare_submission(prepared: Prepared) -> bool:
     config_changed, passwd_changed = dovecot.write(layout, prepared.files.accounts if prepared.files else ())
     if config_changed or passwd_changed:
         log.debug(f"dovecot: wrote {layout.directory}")
+    listening = ", ".join(s.name for s in prepared.plan.services if s.command == "smtpd") or "no port"
+    log.info(f"submission: {listening}; {len(prepared.files.accounts) if prepared.files else 0} account(s)")
     return config_changed
