@@ -26,7 +26,13 @@ from relaykit.configfiles import Account
 from relaykit.editor import write_atomic
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "dovecot" / "dovecot.conf"
+def _template() -> Path:
+    """target/dovecot/dovecot.conf: in the source tree (editable install), else where
+    setup.py's data_files put it (<prefix>/share/relaykit/dovecot)."""
+    import sys
+
+    source = Path(__file__).resolve().parents[1] / "dovecot" / "dovecot.conf"
+    return source if source.exists() else Path(sys.prefix) / "share" / "relaykit" / "dovecot" / "dovecot.conf"
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class Layout:
 
 
 def render_config(layout: Layout, template: str | None = None) -> str:
-    text = template if template is not None else TEMPLATE.read_text()
+    text = template if template is not None else _template().read_text()
     return Template(text).substitute(
         directory=layout.directory, base_dir=layout.base_dir, state_dir=layout.directory / "state",
         passwd=layout.passwd, auth_socket=layout.auth_socket)
