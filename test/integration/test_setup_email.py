@@ -101,3 +101,18 @@ def test_a_bad_variable_is_named_and_changes_nothing(env, tmp_path):
     result = env.run("relaykit", "configure", PERMIT_NETWORKS="10.0.0.0/8 not-a-network")
     assert result.returncode == 1 and result.stderr.startswith("error: PERMIT_NETWORKS: ")
     assert (env.postfix.config_dir / "main.cf").read_text() == before
+
+
+def test_alias_add_appends_targets_and_del_removes_them(env):
+    env.write("postfix-virtual.cf", "# aliases\nsales@example.com bob@example.com\n")
+    assert env.run("setup", "alias", "add", "sales@example.com", "alice@example.com").returncode == 0
+    assert env.run("setup", "alias", "add", "@other.example", "alice@example.com").returncode == 0
+    virtual = env.config_dir / "postfix-virtual.cf"
+    assert virtual.read_text() == ("# aliases\nsales@example.com bob@example.com,alice@example.com\n"
+                                   "@other.example alice@example.com\n")
+    twice = env.run("setup", "alias", "add", "sales@example.com", "alice@example.com")
+    assert twice.returncode == 1 and "already goes to" in twice.stderr
+    assert env.run("setup", "alias", "del", "sales@example.com", "bob@example.com").returncode == 0
+    assert env.run("setup", "alias", "del", "@other.example", "alice@example.com").returncode == 0
+    assert virtual.read_text() == "# aliases\nsales@example.com alice@example.com\n"
+    assert env.run("setup", "alias", "list").stdout == "* sales@example.com alice@example.com\n"

@@ -77,7 +77,31 @@ EMAIL = Group(
     ),
 )
 
-SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY,) + (EMAIL,))
+ALIAS = Group(
+    "alias",
+    "Aliases (postfix-virtual.cf); their targets may send as them on ports 587/465.",
+    (
+        Command(
+            "add", "relaykit.commands.alias:add", "<alias> <target>",
+            "Make <alias> (user@domain, or @domain for a whole domain) go to <target> too.",
+            ("setup alias add info@example.com alice@example.com",),
+            min_args=2, max_args=2,
+        ),
+        Command(
+            "del", "relaykit.commands.alias:delete", "<alias> <target>",
+            "Remove <target> from <alias>; the alias goes with its last target.",
+            ("setup alias del info@example.com alice@example.com",),
+            min_args=2, max_args=2,
+        ),
+        Command(
+            "list", "relaykit.commands.alias:list_aliases", "",
+            "List the aliases and their targets.",
+            ("setup alias list",),
+        ),
+    ),
+)
+
+SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY,) + (EMAIL, ALIAS))
 
 
 def main(argv: list[str] | None = None) -> int:
