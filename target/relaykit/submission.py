@@ -103,6 +103,9 @@ def build(settings, files: ConfigFiles, table_type: str, networks: tuple[str, ..
     if not sub.enabled:
         return Plan(params=params, table_type=table_type)
 
+    from relaykit.dovecot import render_passwd
+
+    render_passwd(files.accounts)  # an account Dovecot could not read fails here, before any change
     mail_config = settings.mail_config
     cert, key = tls_files(sub, mail_config)
     params.update({

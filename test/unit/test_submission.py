@@ -148,3 +148,9 @@ def test_dovecot_config_is_auth_only_and_private():
     assert "\nprotocols =\n" in text and "base_dir = /run/rk/dovecot/run" in text
     assert "unix_listener /var/spool/postfix/private/auth {" in text
     assert "passwd-file" in text and "/run/rk/dovecot/passwd" in text
+
+
+def test_an_account_dovecot_could_not_read_fails_the_plan():
+    bad = ConfigFiles(accounts=(Account("c@x.test", Secret("{PLAIN}a b"), O),))
+    with pytest.raises(ConfigError, match="postfix-accounts.cf:3"):
+        build(settings(enabled=True), bad, "lmdb")
