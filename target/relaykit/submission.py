@@ -26,10 +26,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relaykit.configfiles import ConfigFiles
 from relaykit.errors import ConfigError, RelaykitError
 from relaykit.plan import Plan, Service, Table
+
+if TYPE_CHECKING:
+    from relaykit.settings import Settings
 
 SENDER_LOGIN = "sender_login"
 AUTH_SOCKET = "private/auth"  # relative to Postfix's queue_directory (smtpd runs there)
@@ -81,9 +85,9 @@ def sender_logins(files: ConfigFiles) -> tuple[str, ...]:
     return tuple(f"{sender} {','.join(logins)}" for sender, logins in owners.items() if logins)
 
 
-def _service(name: str, extra: tuple[tuple[str, str], ...], restrictions: tuple[tuple[str, str], ...]) -> Service:
-    return Service(name, "inet", "smtpd", ((("syslog_name", f"postfix/{name.rpartition(':')[2]}"),) + extra
-                                            + restrictions), private="n")
+def _service(name: str, role: str, tls: tuple[str, str], restrictions: tuple[tuple[str, str], ...]) -> Service:
+    """An smtpd in master.cf; its log lines say postfix/submission or postfix/submissions."""
+    return Service(name, "inet", "smtpd", (("syslog_name", f"postfix/{role}"), tls, *restrictions), private="n")
 
 
 def _listen(address: str | None, port: int, default_port: int, default_name: str) -> str:
@@ -92,9 +96,9 @@ def _listen(address: str | None, port: int, default_port: int, default_name: str
     return default_name if port == default_port else str(port)
 
 
-def build(settings, files: ConfigFiles, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
-    """The submission plan. `settings` is relaykit.settings.Settings; `networks` are the
-    PERMIT_DOCKER networks the edge found (see docker_networks)."""
+def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
+    """The submission plan; `networks` are the PERMIT_DOCKER networks the edge found
+    (trusted_networks)."""
     sub: SubmissionSettings = settings.submission
     if sub is None or not sub.active:
         return Plan(table_type=table_type)
@@ -130,10 +134,10 @@ def build(settings, files: ConfigFiles, table_type: str, networks: tuple[str, ..
     services = []
     if sub.submission_port:
         name = _listen(sub.address, sub.submission_port, 587, "submission")
-        services.append(_service(name, (("smtpd_tls_security_level", "encrypt"),), restrictions))
+        services.append(_service(name, "submission", ("smtpd_tls_security_level", "encrypt"), restrictions))
     if sub.submissions_port:
         name = _listen(sub.address, sub.submissions_port, 465, "submissions")
-        services.append(_service(name, (("smtpd_tls_wrappermode", "yes"),), restrictions))
+        services.append(_service(name, "submissions", ("smtpd_tls_wrappermode", "yes"), restrictions))
     warnings = ()
     if not files.accounts:
         warnings = ("ENABLE_SUBMISSION is set but postfix-accounts.cf has no account: nobody can log in "

@@ -63,6 +63,7 @@ def test_listen_address_and_ports_name_the_services():
     plan = build(settings(enabled=True, address="127.0.0.1", submission_port=2587, submissions_port=None),
                  FILES, "lmdb")
     assert [s.key for s in plan.services] == ["127.0.0.1:2587/inet"]
+    assert dict(plan.services[0].options)["syslog_name"] == "postfix/submission"
     plan = build(settings(enabled=True, submission_port=2587), FILES, "lmdb")
     assert [s.key for s in plan.services] == ["2587/inet", "submissions/inet"]
 
