@@ -7,6 +7,8 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "target"},
     packages=find_packages("target"),
+    # the Dovecot template (relaykit.dovecot finds it in <prefix>/share/relaykit/dovecot)
+    data_files=[("share/relaykit/dovecot", ["target/dovecot/dovecot.conf"])],
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21"],
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6"],

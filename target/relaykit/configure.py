@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from relaykit import log
 from relaykit.apply import Changes, apply
+from relaykit.configfiles import ConfigFiles
 from relaykit.plan import Plan, build
 from relaykit.postfix import Postfix
 from relaykit.settings import Settings, load
@@ -18,6 +19,7 @@ class Prepared:
     settings: Settings
     plan: Plan
     postfix: Postfix
+    files: ConfigFiles | None = None
 
 
 def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
@@ -29,7 +31,14 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     files = open_store(environ).load()
     postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
-    return Prepared(settings, build(settings, files, table_type), postfix)
+    plan = build(settings, files, table_type)
+    if settings.submission and settings.submission.active:
+        from relaykit import submission
+        from relaykit.plan import combine
+
+        networks = submission.trusted_networks(settings.submission)
+        plan = combine(plan, submission.build(settings, files, table_type, networks))
+    return Prepared(settings, plan, postfix, files)
 
 
 def summary(plan: Plan) -> str:
@@ -43,6 +52,8 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
     for warning in prepared.plan.warnings:
         log.warn(warning)
+    if prepared.settings.submission and prepared.settings.submission.enabled:
+        prepare_submission(prepared)
     changes = apply(prepared.plan, prepared.postfix)
     log.info(summary(prepared.plan))
     from relaykit.overview import describe
@@ -52,3 +63,24 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     if changes:
         log.debug(f"changed: {', '.join((*changes.tables, *changes.params))}")
     return prepared.plan, changes
+
+
+def prepare_submission(prepared: Prepared) -> bool:
+    """Before Postfix is pointed at them: the TLS certificate (self-signed if none is
+    given) and Dovecot's files. True when dovecot.conf changed (Dovecot needs a reload)."""
+    from relaykit import dovecot, submission
+
+    settings = prepared.settings
+    if submission.ensure_certificate(settings.submission, settings.mail_config, prepared.postfix.param("myhostname")):
+        cert, _ = submission.tls_files(settings.submission, settings.mail_config)
+        log.warn("!" * 72)
+        log.warn(f"no SSL_CERT_PATH/SSL_KEY_PATH given: made a SELF-SIGNED certificate ({cert}).")
+        log.warn("Mail clients cannot verify it. Set SSL_TYPE=manual, SSL_CERT_PATH and SSL_KEY_PATH.")
+        log.warn("!" * 72)
+    layout = dovecot.layout_for(settings, prepared.postfix)
+    config_changed, passwd_changed = dovecot.write(layout, prepared.files.accounts if prepared.files else ())
+    if config_changed or passwd_changed:
+        log.debug(f"dovecot: wrote {layout.directory}")
+    listening = ", ".join(s.name for s in prepared.plan.services if s.command == "smtpd") or "no port"
+    log.info(f"submission: {listening}; {len(prepared.files.accounts) if prepared.files else 0} account(s)")
+    return config_changed

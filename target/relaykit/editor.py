@@ -9,7 +9,8 @@ Every `setup` command goes through `set_line`. Guarantees:
 - Comments, blank lines and every other line are kept byte for byte; the file's mode and
   owner are kept (a new credentials file is created 0600).
 
-Keys are matched case-insensitively (domains and hosts are), as the first field of a line.
+Keys are matched case-insensitively (domains and hosts are), as the first field of a line
+(ended by whitespace, or by `|` as in postfix-accounts.cf).
 The scan works on bytes with str.find, so a 100,000-line table costs a few milliseconds.
 """
 
@@ -29,7 +30,8 @@ def _key_spans(data: bytes, key: bytes) -> list[tuple[int, int]]:
     while at != -1:
         start = low.rfind(b"\n", 0, at) + 1
         after = at + len(key)
-        if not low[start:at].strip(b" \t") and (after == len(low) or low[after] in b" \t\r\n"):
+        # The key ends at whitespace, or at `|` (postfix-accounts.cf: `user@domain|hash`).
+        if not low[start:at].strip(b" \t") and (after == len(low) or low[after] in b" \t\r\n|"):
             end = low.find(b"\n", after)
             end = len(low) if end == -1 else end + 1
             spans.append((start, end))

@@ -40,6 +40,7 @@ class Settings:
     relay_password: Secret | None = None
     table_type: str | None = None  # None: Postfix's default_database_type
     log_level: str = "info"
+    submission: "SubmissionSettings | None" = None  # relaykit.submission: ports 587/465, trusted networks
 
     @property
     def default_relay(self) -> tuple[str, ...]:
@@ -138,7 +139,14 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         relay_password=Secret(password) if password else None,
         table_type=table_type,
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
+        submission=_submission(env, origins),
     )
+
+
+def _submission(env: Mapping[str, str], origins: dict[str, str]):
+    from relaykit.submission import load_settings
+
+    return load_settings(env, origins)
 
 
 def _choice(value: str, choices: tuple[str, ...]) -> str:

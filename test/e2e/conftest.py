@@ -96,9 +96,21 @@ class MailRun:
             daemon.wait_ready()
         return daemon
 
+    def start_dovecot(self):
+        """Dovecot as the SASL server of this Postfix, from the files `configure` wrote
+        (RELAYKIT_DOVECOT_DIR = <root>/dovecot); its log in <root>/dovecot.log."""
+        from relaykit.dovecot import DovecotProcess, Layout
+        from relaykit.submission import AUTH_SOCKET
+
+        layout = Layout(Path(self.vars["RELAYKIT_DOVECOT_DIR"]), self.postfix.queue_dir / AUTH_SOCKET)
+        self.dovecot = DovecotProcess(layout, log=self.root / "dovecot.log").start()
+        return self.dovecot
+
     def stop(self) -> None:
         for daemon in self.daemons:
             daemon.stop()
+        if getattr(self, "dovecot", None):
+            self.dovecot.stop()
         self.postfix.stop()
         for relay in self.relays:
             relay.stop()
@@ -151,6 +163,16 @@ class Daemon:
 @pytest.fixture
 def mailrun(tmp_path: Path, ca: CertificateAuthority):
     run = MailRun(tmp_path, ca)
+    try:
+        yield run
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def module_mailrun(tmp_path_factory, ca):
+    """One MailRun shared by a module's tests, for systems that take seconds to start."""
+    run = MailRun(tmp_path_factory.mktemp("run"), ca)
     try:
         yield run
     finally:

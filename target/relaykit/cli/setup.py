@@ -92,7 +92,65 @@ COMPLETION = Command(
     details="The image installs it in /usr/share/bash-completion/completions/.",
 )
 
-SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY, COMPLETION))
+EMAIL = Group(
+    "email",
+    "Accounts that may send on the submission ports 587/465 (postfix-accounts.cf).",
+    (
+        Command(
+            "add", "relaykit.commands.email:add", "<email> [<password>]",
+            "Add an account; its owner may then send as <email> and its aliases.",
+            ("setup email add user@example.com",
+             "printf '%s\\n' \"$PASSWORD\" | setup email add user@example.com"),
+            min_args=1, max_args=2,
+            details="Without <password> it is asked for without echo, or read from standard input\n"
+                    "when that is not a terminal (a password argument shows in ps(1) and shell\n"
+                    "history). Stored as a SHA512-CRYPT hash made by Dovecot's doveadm pw.",
+        ),
+        Command(
+            "update", "relaykit.commands.email:update", "<email> [<password>]",
+            "Change the password of an existing account.",
+            ("setup email update user@example.com",),
+            min_args=1, max_args=2,
+        ),
+        Command(
+            "del", "relaykit.commands.email:delete", "[-y] <email> [<email>...]",
+            "Delete accounts (-y is accepted for DMS compatibility).",
+            ("setup email del user@example.com",),
+            min_args=1, max_args=None,
+        ),
+        Command(
+            "list", "relaykit.commands.email:list_accounts", "",
+            "List the accounts and the aliases that point to them.",
+            ("setup email list",),
+        ),
+    ),
+)
+
+ALIAS = Group(
+    "alias",
+    "Aliases (postfix-virtual.cf); their targets may send as them on ports 587/465.",
+    (
+        Command(
+            "add", "relaykit.commands.alias:add", "<alias> <target>",
+            "Make <alias> (user@domain, or @domain for a whole domain) go to <target> too.",
+            ("setup alias add info@example.com alice@example.com",),
+            min_args=2, max_args=2,
+        ),
+        Command(
+            "del", "relaykit.commands.alias:delete", "<alias> <target>",
+            "Remove <target> from <alias>; the alias goes with its last target.",
+            ("setup alias del info@example.com alice@example.com",),
+            min_args=2, max_args=2,
+        ),
+        Command(
+            "list", "relaykit.commands.alias:list_aliases", "",
+            "List the aliases and their targets.",
+            ("setup alias list",),
+        ),
+    ),
+)
+
+SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY, EMAIL, ALIAS, COMPLETION))
 
 
 def main(argv: list[str] | None = None) -> int:

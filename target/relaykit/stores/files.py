@@ -10,6 +10,8 @@ from relaykit.secret import Secret
 # The DMS file names (configfiles.py reads them; that module is imported only to read).
 RELAYMAP = "postfix-relaymap.cf"
 SASL_PASSWORD = "postfix-sasl-password.cf"
+ACCOUNTS = "postfix-accounts.cf"
+VIRTUAL = "postfix-virtual.cf"
 
 
 class FileStore:
@@ -19,6 +21,8 @@ class FileStore:
         self.config_dir = os.fspath(config_dir)
         self.relaymap = os.path.join(self.config_dir, RELAYMAP)
         self.sasl = os.path.join(self.config_dir, SASL_PASSWORD)
+        self.accounts = os.path.join(self.config_dir, ACCOUNTS)
+        self.virtual = os.path.join(self.config_dir, VIRTUAL)
 
     def load(self):
         from pathlib import Path
@@ -40,3 +44,17 @@ class FileStore:
 
     def remove_credential(self, key: str) -> bool:
         return set_line(self.sasl, key, None)
+
+    # Accounts (submission logins) and aliases: DMS's postfix-accounts.cf, postfix-virtual.cf.
+    def set_account(self, address: str, password_hash: Secret) -> bool:
+        """Add or replace `address|{SCHEME}hash` (a new file is 0600: it holds hashes)."""
+        return set_line(self.accounts, address, f"{address}|{password_hash.reveal()}", new_mode=0o600)
+
+    def remove_account(self, address: str) -> bool:
+        return set_line(self.accounts, address, None)
+
+    def set_alias(self, address: str, targets: tuple[str, ...]) -> bool:
+        return set_line(self.virtual, address, f"{address} {','.join(targets)}")
+
+    def remove_alias(self, address: str) -> bool:
+        return set_line(self.virtual, address, None)

@@ -1,0 +1,115 @@
+"""`setup email add|update|del|list`: the accounts that may log in on ports 587/465.
+
+DMS semantics: `add` refuses an existing address, `update` a missing one; without a
+password argument it is asked for without echo (or read from standard input when that is
+not a terminal). Hashes are SHA512-CRYPT (DMS's default), made by Dovecot's own
+`doveadm pw`, the same code that verifies them; the password goes to it on standard
+input, never as an argument (ps(1) shows arguments to every user).
+"""
+
+from __future__ import annotations
+
+from relaykit import ui, validate
+from relaykit.commands.relay import read_password
+from relaykit.errors import RelaykitError, UsageError
+from relaykit.secret import Secret
+from relaykit.stores import open_store
+
+SCHEME = "SHA512-CRYPT"
+
+
+def address(value: str) -> str:
+    """user@domain, domain lower-cased; nothing that would break postfix-accounts.cf
+    (`|`), Dovecot's passwd-file (`:`) or a table line (whitespace, `#`)."""
+    validate.field(value, "email address")
+    local, at, domain = value.rpartition("@")
+    if not at or not local:
+        raise UsageError(f"not an email address (user@domain): {value!r}")
+    for char in "|:,":
+        if char in local:
+            raise UsageError(f"email address must not contain {char!r}: {value!r}")
+    return f"{local}@{validate.domain(domain, 'email domain')}"
+
+
+def password(value: str) -> str:
+    # Spaces are fine; a control character would end the line doveadm reads. Never echoed.
+    if value == "":
+        raise UsageError("password is empty")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise UsageError("password must not contain control characters (newline, tab...)")
+    return value
+
+
+def hash_password(plain: str, scheme: str = SCHEME) -> Secret:
+    """`{SCHEME}hash` from `doveadm pw`, fed the password twice on stdin (it asks to retype)."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["doveadm", "-O", "pw", "-s", scheme], input=f"{plain}\n{plain}\n",
+                                capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise RelaykitError("doveadm is not installed (Debian package dovecot-core)") from None
+    hashed = result.stdout.strip()
+    # doveadm exits 0 even after "Passwords don't match": trust only a clean, exact answer.
+    if result.returncode or result.stderr.strip() or not hashed.startswith(f"{{{scheme}}}$") or "\n" in hashed:
+        raise RelaykitError(f"doveadm pw could not hash the password: {result.stderr.strip() or 'no output'}")
+    return Secret(hashed)
+
+
+def _accounts(store) -> dict[str, object]:
+    return {a.address.lower(): a for a in store.load().accounts}
+
+
+def _set(args: list[str], *, new: bool) -> int:
+    user = address(args[0])
+    store = open_store()
+    existing = _accounts(store).get(user.lower())
+    exists = existing is not None
+    if new and exists:
+        raise UsageError(f"{user} already exists: use 'setup email update {user}' to change its password")
+    if not new and not exists:
+        raise UsageError(f"{user} does not exist: add it with 'setup email add {user}'")
+    user = existing.address if existing else user  # update keeps the address as written
+    plain = password(args[1] if len(args) > 1 else read_password(f"Password for {user}: ").rstrip("\r"))
+    store.set_account(user, hash_password(plain))
+    ui.ok(f"{user} {'added' if new else 'updated'}")
+    return 0
+
+
+def add(args: list[str]) -> int:
+    return _set(args, new=True)
+
+
+def update(args: list[str]) -> int:
+    return _set(args, new=False)
+
+
+def delete(args: list[str]) -> int:
+    """`del [-y] <address>...`: -y is accepted for DMS compatibility (there is no mailbox to keep)."""
+    users = [address(a) for a in args if a != "-y"]
+    if not users:
+        raise UsageError("give at least one email address")
+    store = open_store()
+    known = _accounts(store)
+    missing = [u for u in users if u.lower() not in known]
+    if missing:
+        raise UsageError(f"no such account: {', '.join(missing)}")
+    for user in users:
+        store.remove_account(known[user.lower()].address)
+        ui.ok(f"{user} deleted")
+    return 0
+
+
+def list_accounts(args: list[str]) -> int:
+    files = open_store().load()
+    if not files.accounts:
+        ui.info("no accounts (add one with: setup email add user@example.com)")
+        return 0
+    aliases: dict[str, list[str]] = {}
+    for alias in files.aliases:
+        for target in alias.targets:
+            aliases.setdefault(target.lower(), []).append(alias.address)
+    for account in files.accounts:
+        own = aliases.get(account.address.lower())
+        ui.info(f"* {account.address}" + (f"  [ aliases: {', '.join(own)} ]" if own else ""))
+    return 0

@@ -1,0 +1,157 @@
+"""The submission plan is pure: settings + accounts/aliases in, services/params/tables out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relaykit.configfiles import Account, Alias, ConfigFiles, Origin
+from relaykit.dovecot import Layout, render_config, render_passwd
+from relaykit.editor import replace_key
+from relaykit.errors import ConfigError
+from relaykit.plan import build as build_relay, combine
+from relaykit.secret import Secret
+from relaykit.settings import Settings
+from relaykit.submission import SubmissionSettings, build, docker_networks, load_settings
+
+O = Origin("postfix-accounts.cf", 3)
+FILES = ConfigFiles(
+    accounts=(Account("alice@one.example", Secret("{PLAIN}a"), O), Account("Bob@two.example", Secret("{PLAIN}b"), O)),
+    aliases=(Alias("info@one.example", ("alice@one.example", "bob@two.example"), O),
+             Alias("@three.example", ("bob@two.example",), O)),
+)
+
+
+def settings(**kw) -> Settings:
+    return Settings(mail_config=Path("/etc/postfix"), submission=SubmissionSettings(**kw))
+
+
+def test_disabled_submission_plans_nothing():
+    plan = build(settings(), FILES, "lmdb")
+    assert not plan.configured and plan.tables == ()
+
+
+def test_users_may_send_as_themselves_and_their_aliases_only():
+    plan = build(settings(enabled=True), FILES, "lmdb")
+    assert plan.table("sender_login").lines == (
+        "alice@one.example alice@one.example",
+        "bob@two.example bob@two.example",
+        "info@one.example alice@one.example,bob@two.example",
+        "@three.example bob@two.example",  # a catch-all gives its targets the whole domain
+    )
+    assert plan.params["smtpd_sender_login_maps"] == "lmdb:/etc/postfix/sender_login"
+
+
+def test_submission_services_require_tls_and_sasl_and_refuse_everyone_else():
+    plan = build(settings(enabled=True), FILES, "lmdb")
+    services = {s.name: dict(s.options) for s in plan.services}
+    assert set(services) == {"submission", "submissions"}
+    assert services["submission"]["smtpd_tls_security_level"] == "encrypt"
+    assert services["submissions"]["smtpd_tls_wrappermode"] == "yes"
+    for options in services.values():
+        assert options["smtpd_sasl_auth_enable"] == "yes"
+        assert options["smtpd_relay_restrictions"] == "permit_sasl_authenticated,reject"
+        assert options["smtpd_sender_restrictions"].startswith("reject_sender_login_mismatch,")
+    assert plan.params["smtpd_tls_auth_only"] == "yes"
+    assert plan.params["smtpd_sasl_path"] == "private/auth"
+    assert "smtpd_sasl_auth_enable" not in plan.params  # no AUTH on port 25
+    assert plan.params["mynetworks"] == "127.0.0.1/32 [::1]/128"
+
+
+def test_listen_address_and_ports_name_the_services():
+    plan = build(settings(enabled=True, address="127.0.0.1", submission_port=2587, submissions_port=None),
+                 FILES, "lmdb")
+    assert [s.key for s in plan.services] == ["127.0.0.1:2587/inet"]
+    assert dict(plan.services[0].options)["syslog_name"] == "postfix/submission"
+    plan = build(settings(enabled=True, submission_port=2587), FILES, "lmdb")
+    assert [s.key for s in plan.services] == ["2587/inet", "submissions/inet"]
+
+
+def test_trusted_networks_alone_only_set_mynetworks():
+    plan = build(settings(permit_networks=("10.0.0.0/8",)), FILES, "lmdb", ("172.16.0.0/12",))
+    assert plan.params == {"mynetworks": "127.0.0.1/32 [::1]/128 10.0.0.0/8 172.16.0.0/12"}
+    assert plan.services == ()
+
+
+def test_combines_with_the_relay_plan():
+    relay = build_relay(Settings(relay_host="relay.test"), FILES, "lmdb")
+    plan = combine(relay, build(settings(enabled=True), FILES, "lmdb"))
+    assert {t.name for t in plan.tables} == {"relayhost_map", "sasl_passwd", "tls_policy", "sender_login"}
+
+
+def test_no_accounts_warns():
+    plan = build(settings(enabled=True), ConfigFiles(), "lmdb")
+    assert any("no account" in w for w in plan.warnings)
+
+
+def test_settings_from_the_environment():
+    sub = load_settings({"ENABLE_SUBMISSION": "1", "PERMIT_NETWORKS": "192.168.0.0/16, 2001:db8::/32 10.1.2.3",
+                         "SUBMISSIONS_PORT": "0", "PERMIT_DOCKER": "network"}, {})
+    assert sub.enabled and sub.submission_port == 587 and sub.submissions_port is None
+    assert sub.permit_networks == ("192.168.0.0/16", "[2001:db8::]/32", "10.1.2.3/32")
+    assert sub.cert_file is None  # self-signed
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"PERMIT_NETWORKS": "10.0.0.0/33"}, "PERMIT_NETWORKS"),
+    ({"PERMIT_DOCKER": "everything"}, "PERMIT_DOCKER"),
+    ({"ENABLE_SUBMISSION": "maybe"}, "ENABLE_SUBMISSION"),
+    ({"SUBMISSION_PORT": "70000"}, "SUBMISSION_PORT"),
+    ({"SSL_TYPE": "letsencrypt"}, "SSL_TYPE"),
+    ({"SSL_TYPE": "manual", "SSL_CERT_PATH": "/etc/hostname"}, "SSL_KEY_PATH"),
+    ({"SSL_CERT_PATH": "/nonexistent/cert.pem", "SSL_KEY_PATH": "/etc/hostname"}, "SSL_CERT_PATH"),
+])
+def test_bad_settings_name_the_variable(env, name):
+    with pytest.raises(ConfigError) as error:
+        load_settings(env, {})
+    assert str(error.value).startswith(f"{name}: ")
+
+
+IP_ADDR = [
+    {"ifname": "lo", "flags": ["LOOPBACK", "UP"], "addr_info": [{"family": "inet", "local": "127.0.0.1",
+                                                                  "prefixlen": 8, "scope": "host"}]},
+    {"ifname": "eth0", "flags": ["UP"], "addr_info": [
+        {"family": "inet", "local": "172.18.0.5", "prefixlen": 16, "scope": "global"},
+        {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
+    {"ifname": "eth1", "flags": ["UP"], "addr_info": [{"family": "inet", "local": "10.5.0.7", "prefixlen": 24,
+                                                       "scope": "global"}]},
+]
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("none", ()),
+    ("network", ("172.16.0.0/12",)),
+    ("container", ("172.18.0.5/32", "10.5.0.7/32")),
+    ("host", ("172.18.0.0/16", "10.5.0.0/16")),
+    ("connected-networks", ("172.18.0.0/16", "10.5.0.0/24")),
+])
+def test_permit_docker_modes(mode, expected):
+    assert docker_networks(mode, IP_ADDR) == expected
+
+
+def test_editor_matches_an_account_key_ended_by_a_bar():
+    data = b"a@x.test|{SHA512-CRYPT}old\nab@x.test|{SHA512-CRYPT}keep\n"
+    assert replace_key(data, "a@x.test", "a@x.test|{SHA512-CRYPT}new") == \
+        b"a@x.test|{SHA512-CRYPT}new\nab@x.test|{SHA512-CRYPT}keep\n"
+    assert replace_key(data, "A@X.test", None) == b"ab@x.test|{SHA512-CRYPT}keep\n"
+
+
+def test_dovecot_passwd_file_is_lower_cased_and_refuses_what_would_shift_its_fields():
+    assert render_passwd(FILES.accounts) == "alice@one.example:{PLAIN}a\nbob@two.example:{PLAIN}b\n"
+    with pytest.raises(ConfigError) as error:
+        render_passwd([Account("c@x.test", Secret("{PLAIN}a:b"), O)])
+    assert "postfix-accounts.cf:3" in str(error.value) and "a:b" not in str(error.value)
+
+
+def test_dovecot_config_is_auth_only_and_private():
+    text = render_config(Layout(Path("/run/rk/dovecot"), Path("/var/spool/postfix/private/auth")))
+    assert "\nprotocols =\n" in text and "base_dir = /run/rk/dovecot/run" in text
+    assert "unix_listener /var/spool/postfix/private/auth {" in text
+    assert "passwd-file" in text and "/run/rk/dovecot/passwd" in text
+
+
+def test_an_account_dovecot_could_not_read_fails_the_plan():
+    bad = ConfigFiles(accounts=(Account("c@x.test", Secret("{PLAIN}a b"), O),))
+    with pytest.raises(ConfigError, match="postfix-accounts.cf:3"):
+        build(settings(enabled=True), bad, "lmdb")
