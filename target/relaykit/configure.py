@@ -48,13 +48,26 @@ def summary(plan: Plan) -> str:
     return overview(plan)
 
 
-def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
-    prepared = prepare(environ)
+DOVECOT_CONF = "dovecot.conf"  # in Changes.tables when Dovecot must re-read its config
+
+
+def apply_prepared(prepared: Prepared) -> Changes:
+    """Everything a prepared configuration changes: Dovecot's files and the certificate
+    (when submission is on), then Postfix's. Shared by `configure` and live reload."""
     for warning in prepared.plan.warnings:
         log.warn(warning)
+    dovecot_changed = False
     if prepared.settings.submission and prepared.settings.submission.enabled:
-        prepare_submission(prepared)
+        dovecot_changed = prepare_submission(prepared)
     changes = apply(prepared.plan, prepared.postfix)
+    if dovecot_changed:
+        changes = Changes((*changes.tables, DOVECOT_CONF), changes.params)
+    return changes
+
+
+def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
+    prepared = prepare(environ)
+    changes = apply_prepared(prepared)
     log.info(summary(prepared.plan))
     from relaykit.overview import describe
 

@@ -110,15 +110,47 @@ class PostfixMaster(Service):
         # indexed table that daemons would re-open by themselves: trivial-rewrite only
         # notices that a table changed when it accepts a new client, and qmgr stays
         # connected, so a new route could go unused for minutes (README, "Live reload").
-        return bool(changes.params or changes.tables)
+        from relaykit.configure import DOVECOT_CONF
+
+        return bool(changes.params or set(changes.tables) - {DOVECOT_CONF})
+
+
+class Dovecot(Service):
+    """Dovecot as Postfix's SASL server (submission on 587/465). Started before Postfix,
+    so the auth socket exists when the first client authenticates. Account changes need
+    nothing from us (Dovecot re-reads its passwd-file); a changed dovecot.conf, a SIGHUP."""
+
+    name = "dovecot"
+
+    def __init__(self, layout) -> None:
+        super().__init__()
+        from relaykit.dovecot import DovecotProcess
+
+        self.dovecot = DovecotProcess(layout)
+
+    def start(self) -> None:
+        self.dovecot.start()  # returns once the auth socket is there
+        self.process = self.dovecot.process
+
+    def needs_reload(self, changes: Changes) -> bool:
+        from relaykit.configure import DOVECOT_CONF
+
+        return DOVECOT_CONF in changes.tables
 
 
 def supervised(environ: Mapping[str, str]) -> list[Service]:
-    """What `relaykit start` runs, in start order (stopped in reverse). One more daemon
-    (e.g. Dovecot for SASL) = one more Service subclass appended here."""
-    from relaykit.settings import mail_config
+    """What `relaykit start` runs, in start order (stopped in reverse)."""
+    from relaykit.settings import load
 
-    return [PostfixMaster(Postfix(mail_config(environ)))]
+    settings = load(environ)
+    postfix = Postfix(settings.mail_config)
+    services: list[Service] = []
+    if settings.submission and settings.submission.enabled:
+        from relaykit.dovecot import layout_for
+
+        services.append(Dovecot(layout_for(settings, postfix)))
+    services.append(PostfixMaster(postfix))
+    return services
 
 
 class Supervisor:
@@ -187,15 +219,12 @@ class Supervisor:
     def reconfigure(self, why: str) -> Changes | None:
         """Re-plan and re-apply; reload the services the changes concern. Never raises:
         on an invalid config the running services keep the last good one."""
-        from relaykit.configure import prepare, summary
-        from relaykit.apply import apply
+        from relaykit.configure import apply_prepared, prepare, summary
 
         started = time.monotonic()
         try:
             prepared = prepare(self.environ)
-            for warning in prepared.plan.warnings:
-                log.warn(warning)
-            changes = apply(prepared.plan, prepared.postfix)
+            changes = apply_prepared(prepared)
         except ConfigError as exc:
             log.error(f"{exc}\nconfiguration not applied: still running the last good one")
             return None
