@@ -2,10 +2,15 @@
 and `explain` use this instead of re-deriving the rules.
 
 It follows Postfix's own lookup order (postconf(5)):
-- sender_dependent_relayhost_maps: the full sender address, then `@domain`; if neither
+- transport_maps (relays by recipient domain): the recipient's domain, then `.parent`
+  domains; it beats every sender rule. Credentials by next hop only (see routetables.py).
+- sender_dependent_default_transport_maps / sender_dependent_relayhost_maps (the same
+  routes): the full sender address, then `@domain`, then the most specific `@.parent`
+  wildcard (an opted-out `@domain` under a wildcard stops the search: DUNNO); if nothing
   is found, `relayhost`; if that is empty, direct delivery to the recipient's MX.
 - smtp_sasl_password_maps with smtp_sender_dependent_authentication: the sender
-  address, then `@domain`, then the next hop (`[host]:port`).
+  address, then `@domain`, then `@.parent` wildcards, then the next hop (`[host]:port`),
+  looked up again for each relay of a failover list.
 - TLS: relays are in tls_policy with `encrypt`; direct delivery is main.cf's level.
 """
 
@@ -14,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relaykit.configfiles import Origin
-from relaykit.plan import Login, Plan
+from relaykit.plan import Login, Plan, Route
+from relaykit.routetables import parents, sender_transport
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,10 @@ class Resolution:
     origin: Origin | None  # the rule that chose the route (None: nothing matched)
     login: Login | None  # the credentials Postfix presents to the first hop (no password)
     tls_required: bool
+    transport: str = "smtp"  # the master.cf service that delivers it
+    logins: tuple[Login | None, ...] = ()  # per next hop, for failover lists
+    implicit_tls: bool = False
+    by_recipient: bool = False  # chosen by the recipient's domain (transport_maps)
 
     @property
     def direct(self) -> bool:
@@ -32,23 +42,41 @@ class Resolution:
 
 
 def _sender_keys(sender: str) -> tuple[str, ...]:
-    local, at, domain = sender.rpartition("@")
-    return (sender.lower(), f"@{domain.lower()}") if at else (sender.lower(),)
+    """Keys in Postfix's order: address, @domain, then @.parent wildcards, nearest first."""
+    local, at, domain = sender.lower().rpartition("@")
+    if not at:
+        return (sender.lower(),)
+    return (f"{local}@{domain}", f"@{domain}", *(f"@.{parent}" for parent in parents(domain)))
+
+
+def _recipient_route(plan: Plan, recipient: str | None) -> Route | None:
+    if not recipient or not plan.recipient_routes:
+        return None
+    domain = recipient.lower().rpartition("@")[2]
+    routes = {route.sender: route for route in plan.recipient_routes}
+    keys = (domain, *(f".{parent}" for parent in parents(domain)))
+    return next((routes[k] for k in keys if k in routes), None)
 
 
 def resolve(plan: Plan, sender: str, recipient: str | None = None) -> Resolution:
-    routes = {route.sender: route for route in plan.routes}
-    route = next((routes[k] for k in _sender_keys(sender) if k in routes), None)
-    if route:
-        nexthops, origin = route.nexthops, route.origin
+    by_recipient = _recipient_route(plan, recipient)
+    routes = {route.sender: route for route in (*plan.optouts, *plan.routes)}
+    route = by_recipient or next((routes[k] for k in _sender_keys(sender) if k in routes), None)
+    if route and route.nexthops:
+        nexthops, origin, implicit = route.nexthops, route.origin, route.implicit_tls
     elif plan.relayhost:
-        nexthops, origin = plan.relayhost, Origin("DEFAULT_RELAY_HOST")
+        nexthops, origin, implicit = plan.relayhost, Origin("DEFAULT_RELAY_HOST"), False
     else:
-        nexthops, origin = (), None
-    login = None
-    if nexthops:
-        logins = {entry.key: entry for entry in plan.logins}
-        keys = (*_sender_keys(sender), nexthops[0]) if plan.params.get(
-            "smtp_sender_dependent_authentication") == "yes" else (nexthops[0],)
-        login = next((logins[k] for k in keys if k in logins), None)
-    return Resolution(sender, recipient, nexthops, origin, login, tls_required=bool(nexthops))
+        nexthops, origin, implicit = (), route.origin if route else None, False
+    logins_by_key = {entry.key: entry for entry in plan.logins}
+    sender_dependent = plan.params.get("smtp_sender_dependent_authentication") == "yes" and not by_recipient
+    sender_keys = _sender_keys(sender) if sender_dependent else ()
+
+    def login_for(hop: str) -> Login | None:
+        return next((logins_by_key[k] for k in (*sender_keys, hop) if k in logins_by_key), None)
+
+    logins = tuple(login_for(hop) for hop in nexthops)
+    transport = sender_transport(implicit, recipient=bool(by_recipient)) if nexthops else "smtp"
+    return Resolution(sender, recipient, nexthops, origin, logins[0] if logins else None,
+                      tls_required=bool(nexthops), transport=transport, logins=logins,
+                      implicit_tls=implicit, by_recipient=bool(by_recipient))
