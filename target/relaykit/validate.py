@@ -203,6 +203,8 @@ def route_key(value: str, what: str = "sender") -> str:
 def recipient_key(value: str, what: str = "recipient domain") -> str:
     """A recipient rule key: `domain`, or `.domain` for every subdomain (transport(5) syntax)."""
     field(value, what)
+    if value.startswith("@"):
+        raise RelaykitError(f"{what} is written without '@' (domain, or .domain for subdomains): {value!r}")
     if value.startswith("."):
         return "." + domain(value[1:], what)
     return domain(value, what)
