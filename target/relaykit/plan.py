@@ -24,7 +24,7 @@ greps the map file once per domain).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from relaykit import routetables
@@ -248,11 +248,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     params.update(extra.params)
     warnings += extra.warnings
 
-    routed = {r.sender for r in routes}
-    for cred in creds:
-        if cred.key.startswith("@") and cred.key not in routed and not relayhost:
-            warnings.append(f"{cred.origin}: {cred.key} has credentials but its mail goes to no relay")
-    return Plan(
+    plan = Plan(
         tables=tables,
         params=params,
         table_type=table_type,
@@ -264,3 +260,12 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         optouts=optouts,
         recipient_routes=recipient_routes,
     )
+    # Sender-keyed credentials are offered wherever that sender's mail goes: say so when
+    # that is direct delivery, where an MX may offer AUTH without TLS.
+    direct = routetables.direct_credentials(plan)
+    if not direct:
+        return plan
+    return replace(plan, warnings=plan.warnings + tuple(
+        f"{login.origin}: {login.key} has credentials but (some of) its mail is delivered directly, "
+        "where they could be offered to a recipient's MX: key them by relay ([host]:port) instead"
+        for login in direct))

@@ -146,3 +146,23 @@ def _smtp_service(name: str, implicit: bool, sender_auth: bool = True):
     if not sender_auth:
         options.append(("smtp_sender_dependent_authentication", "no"))
     return Service(name, "unix", "smtp", tuple(options))
+
+
+def direct_credentials(plan) -> list:
+    """Sender-keyed logins whose sender's mail (some of it) is delivered directly."""
+    from relaykit.routing import Router  # routing imports plan, which imports this module
+
+    router = Router(plan)
+    optouts = [o.sender[1:] for o in plan.optouts if not o.sender.startswith("@.")]
+    found = []
+    for login in plan.logins:
+        if "@" not in login.key:
+            continue  # by relay: only ever offered to that relay
+        if login.key.startswith("@."):
+            parent = login.key[2:]
+            senders = [f"postmaster@sub.{parent}"] + [f"postmaster@{d}" for d in optouts if d.endswith("." + parent)]
+        else:
+            senders = [f"postmaster{login.key}" if login.key.startswith("@") else login.key]
+        if any(router.resolve(sender).direct for sender in senders):
+            found.append(login)
+    return found
