@@ -169,7 +169,9 @@ def test_failover_goes_to_the_next_relay_with_that_relays_credentials(mailrun):
     mailrun.start()
 
     assert got(mailrun, mailrun.send("a@one.example")) == [("first", "u1", True)]
-    first.stop()
+    first.rcpt_reply = "451 4.3.0 try again later"  # refuses: Postfix tries the next relay
+    assert got(mailrun, mailrun.send("a@one.example")) == [("second", "u2", True)]
+    first.stop()  # down
     assert got(mailrun, mailrun.send("a@one.example")) == [("second", "u2", True)]
     seen = explain(mailrun, "a@one.example")
     assert seen["route"] == [f"relay {first.nexthop}, then {second.nexthop} (tried in order)"]
