@@ -101,6 +101,8 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
 
     if not plan.configured and (previous or state["services"]):
         changed_tables += _remove_tables(directory)
+    elif plan.configured:
+        changed_tables += routetables.remove_unplanned(directory, {t.name for t in plan.tables})
     return Changes(tuple(changed_tables), tuple([*to_set, *stale, *service_set, *service_stale]))
 
 

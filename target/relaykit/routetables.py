@@ -166,3 +166,15 @@ def direct_credentials(plan) -> list:
         if any(router.resolve(sender).direct for sender in senders):
             found.append(login)
     return found
+
+
+def remove_unplanned(directory: Path, planned: set[str]) -> list[str]:
+    """Delete the tables of this module no longer planned (a wildcard table may hold passwords)."""
+    removed = []
+    for name in TABLES:
+        for path in (Path(directory, name), Path(directory, name + ".lmdb"), Path(directory, name + ".db"),
+                     Path(directory, name + ".cdb")):
+            if name not in planned and path.exists():
+                path.unlink()
+                removed.append(path.name)
+    return removed

@@ -26,6 +26,10 @@ def test_subdomain_wildcards_match_as_postfix_reads_them(env):
     assert pcre(env, "sasl_passwd_subdomains", "u@s.a-b.example") == "user:pa$$w0rd"
     assert oct((env.postfix.config_dir / "sasl_passwd_subdomains").stat().st_mode & 0o777) == "0o600"
     assert env.postfix.check() == ""
+    env.write("postfix-sasl-password.cf", "@a-b.example user:pa$$w0rd\n")  # no wildcard any more
+    env.configure()
+    assert not (env.postfix.config_dir / "sasl_passwd_subdomains").exists()
+    assert env.postfix.explicit("smtp_sasl_password_maps") == f"lmdb:{env.postfix.config_dir / 'sasl_passwd'}"
 
 
 def test_implicit_tls_and_recipient_services_are_planned_and_removed_again(env):
@@ -40,6 +44,8 @@ def test_implicit_tls_and_recipient_services_are_planned_and_removed_again(env):
     env.write("postfix-relaymap.cf", "@a.test [r.test]:587\n")
     (env.config_dir / "postfix-recipient-relaymap.cf").unlink()
     env.configure()
+    for name in ("sender_transport", "sender_transport.lmdb", "recipient_transport"):
+        assert not (env.postfix.config_dir / name).exists()
     services = env.postfix.run("postconf", "-M").stdout
     assert "relaykit_" not in services
     assert env.postfix.explicit("transport_maps") is None
@@ -70,6 +76,8 @@ def test_setup_accepts_an_address_a_wildcard_and_a_tls_mode(env):
     assert (env.config_dir / "postfix-relaymap.cf").read_text() == (
         "bill@example.com\t[r.test]:587\n@.example.com\tsmtps:[r.test]:2587\n"
         "@example.org\tsmtp:[r.test]:465\n@example.net\t[r.test]:465\n")
+    assert env.run("setup", "relay", "exclude-domain", "@.example.com").returncode == 0
+    assert "\n@.example.com\n" in (env.config_dir / "postfix-relaymap.cf").read_text()
     result = env.run("setup", "relay", "add-domain", "a b@example.com", "r.test")
     assert result.returncode == 1 and "a b@example.com" in result.stderr
 

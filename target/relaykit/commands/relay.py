@@ -61,7 +61,7 @@ def add_auth(args: list[str]) -> int:
 
 
 def exclude_domain(args: list[str]) -> int:
-    sender = validate.sender_key(args[0], "domain")
+    sender = validate.route_key(args[0], "domain")
     open_store().set_relay(sender, ())
     ui.ok(f"{sender} is excluded from the default relay")
     return 0
