@@ -93,6 +93,15 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(f"{_pattern(k)} {_result(v)}" for k, v in (*exact, *wild))
 
 
+def _catch_all_lines(values: list[tuple[str, str]], optouts, default: str) -> tuple[str, ...]:
+    """pcre lines ending in a catch-all: every @domain route must come before it (it matches
+    the full address, which Postfix looks up before @domain), opt-outs go to the default."""
+    entries = values + [(o.sender, default) for o in optouts]
+    exact = [(k, v) for k, v in entries if k.startswith("@") and not k.startswith("@.")]
+    wild = sorted(((k, v) for k, v in entries if k.startswith("@.")), key=lambda kv: -kv[0].count("."))
+    return tuple(f"{_pattern(k)} {_result(v)}" for k, v in (*exact, *wild)) + (f"/^/ {default}",)
+
+
 def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, directory: Path) -> Extra:
     from relaykit.plan import Service, Table  # plan imports this module
 
@@ -112,19 +121,22 @@ def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, 
         tables.append(Table(SASL_WILDCARDS, sasl_wild, secret=True, kind="pcre"))
         params["smtp_sasl_password_maps"] = f"{ref('sasl_passwd')}, {ref(SASL_WILDCARDS, 'pcre')}"
 
-    if any(r.implicit_tls for r in routes):
+    # DEFAULT_RELAY_HOST on 465/2465: main.cf relayhost cannot pick a transport, so a
+    # catch-all last line of the pcre table sends every other sender there by wrappermode.
+    implicit_default = bool(relayhost) and implicit_port(relayhost[0])
+    if implicit_default or any(r.implicit_tls for r in routes):
         values = [(r.sender, f"{sender_transport(r.implicit_tls)}:{','.join(r.nexthops)}") for r in routes]
         tables.append(Table(SENDER_TRANSPORT, tuple(f"{k} {v}" for k, v in values if not k.startswith("@."))))
         maps = [ref(SENDER_TRANSPORT)]
-        wild = _wildcard_lines(values + dunno)
+        if implicit_default:
+            wild = _catch_all_lines(values, optouts, f"{SMTPS}:{','.join(relayhost)}")
+        else:
+            wild = _wildcard_lines(values + dunno)
         if wild:
             tables.append(Table(SENDER_TRANSPORT_WILDCARDS, wild, kind="pcre"))
             maps.append(ref(SENDER_TRANSPORT_WILDCARDS, "pcre"))
         params["sender_dependent_default_transport_maps"] = ", ".join(maps)
         services.append(_smtp_service(SMTPS, implicit=True))
-    if relayhost and implicit_port(relayhost[0]):
-        warnings.append("DEFAULT_RELAY_HOST on port 465/2465 is used with STARTTLS: for implicit TLS "
-                        "route the senders through postfix-relaymap.cf (or RELAY_HOST) instead")
 
     if recipient_routes:
         tables.append(Table(RECIPIENT_TRANSPORT, tuple(

@@ -7,7 +7,8 @@ It follows Postfix's own lookup order (postconf(5)):
 - sender_dependent_default_transport_maps / sender_dependent_relayhost_maps (the same
   routes): the full sender address, then `@domain`, then the most specific `@.parent`
   wildcard (an opted-out `@domain` under a wildcard stops the search: DUNNO); if nothing
-  is found, `relayhost`; if that is empty, direct delivery to the recipient's MX.
+  is found, `relayhost` (on port 465/2465 through the implicit-TLS transport, by a
+  catch-all line); if that is empty, direct delivery to the recipient's MX.
 - smtp_sasl_password_maps with smtp_sender_dependent_authentication: the sender
   address, then `@domain`, then `@.parent` wildcards, then the next hop (`[host]:port`),
   looked up again for each relay of a failover list.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from relaykit.configfiles import Origin
 from relaykit.plan import Login, Plan, Route
-from relaykit.routetables import parents, sender_transport
+from relaykit.routetables import implicit_port, parents, sender_transport
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class Router:
         if route and route.nexthops:
             nexthops, origin, implicit = route.nexthops, route.origin, route.implicit_tls
         elif plan.relayhost:
-            nexthops, origin, implicit = plan.relayhost, Origin("DEFAULT_RELAY_HOST"), False
+            nexthops, origin = plan.relayhost, Origin("DEFAULT_RELAY_HOST")
+            implicit = implicit_port(plan.relayhost[0])
         else:
             nexthops, origin, implicit = (), route.origin if route else None, False
         sender_keys = _sender_keys(sender) if self.sender_dependent and not by_recipient else ()

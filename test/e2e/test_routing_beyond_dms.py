@@ -177,3 +177,39 @@ def test_failover_goes_to_the_next_relay_with_that_relays_credentials(mailrun):
     assert seen["route"] == [f"relay {first.nexthop}, then {second.nexthop} (tried in order)"]
     assert [line.split(" (from")[0] for line in seen["login"]] == [
         f"{first.nexthop}: u1", f"{second.nexthop}: u2"]
+
+
+def test_explain_agrees_with_what_the_relays_observe_for_every_kind_of_rule(mailrun):
+    everyone = {"def-user": "dp", "wild-user": "wp", "eu-user": "ep", "boss-user": "bp", "rcpt-user": "rp",
+                "f1": "p1"}
+    relays = {name: mailrun.relay(name, users=everyone, **kw) for name, kw in (
+        ("default", {"tls": "implicit", "port": 2465}), ("wild", {"tls": "implicit"}), ("eu", {}),
+        ("boss", {}), ("f1", {}), ("f2", {}), ("rcpt", {}))}
+    port = {name: relay.port for name, relay in relays.items()}
+    by_hop = {relay.nexthop: name for name, relay in relays.items()}
+    mailrun.vars.update(DEFAULT_RELAY_HOST=f"[{HOME}]:2465", RELAY_USER="def-user", RELAY_PASSWORD="dp")
+    mailrun.write("postfix-relaymap.cf", "\n".join([
+        f"@.corp.example smtps:[{HOME}]:{port['wild']}",
+        f"@eu.corp.example [{HOME}]:{port['eu']}",
+        "@dev.corp.example",
+        f"boss@corp.example [{HOME}]:{port['boss']}",
+        f"@one.example [{HOME}]:{port['f1']},[{HOME}]:{port['f2']}"]) + "\n")
+    mailrun.write("postfix-recipient-relaymap.cf", f".blocked.example [{HOME}]:{port['rcpt']}\n")
+    mailrun.write("postfix-sasl-password.cf", "\n".join([
+        "@.corp.example wild-user:wp", f"[{HOME}]:{port['eu']} eu-user:ep", "boss@corp.example boss-user:bp",
+        f"[{HOME}]:{port['rcpt']} rcpt-user:rp", f"[{HOME}]:{port['f1']} f1:p1"]) + "\n")
+    mailrun.start()
+
+    cases = [("u@us.corp.example", None, "wild"), ("u@eu.corp.example", None, "eu"),
+             ("u@dev.corp.example", None, "default"), ("boss@corp.example", None, "boss"),
+             ("x@corp.example", None, "default"), ("x@other.example", None, "default"),
+             ("a@one.example", None, "f1"), ("u@us.corp.example", "x@mx.blocked.example", "rcpt")]
+    for sender, recipient, expected in cases:
+        seen = explain(mailrun, sender, recipient)
+        first_hop = seen["route"][0].removeprefix("relay ").split(",")[0]
+        login = seen["login"][0].split(": ", 1)[1].split(" (from")[0]
+        observed = got(mailrun, mailrun.send(sender, recipient or "someone@example.net"))
+        assert observed == [(by_hop[first_hop], login, True)], (sender, recipient, seen)
+        assert by_hop[first_hop] == expected, (sender, seen)
+        implicit = relays[expected].tls == "implicit"
+        assert ("implicit TLS" in seen["transport"][0]) == implicit, (sender, seen)

@@ -144,3 +144,17 @@ def test_resolve_failover_logins_per_relay():
     p = plan(relays=[("@a.test", ["[one.test]:587", "[two.test]:587"])],
              creds=[("[one.test]:587", "u1", "p"), ("[two.test]:587", "u2", "q")])
     assert [l.user for l in resolve(p, "x@a.test").logins] == ["u1", "u2"]
+
+
+def test_default_relay_host_on_465_gets_a_catch_all_after_every_domain_route():
+    p = plan(relays=[("@a.test", ["[s.test]:587"]), ("@.w.test", ["[w.test]:25"]), ("@x.w.test", [])],
+             default_relay_host="[smtp.relay.test]:465")
+    assert p.params["relayhost"] == "[smtp.relay.test]:465"
+    assert p.table(routetables.SENDER_TRANSPORT_WILDCARDS).lines == (
+        r"/^[^@]*@a\.test$/ smtp:[s.test]:587",
+        r"/^[^@]*@x\.w\.test$/ relaykit_smtps:[smtp.relay.test]:465",  # opted out: the default relay
+        r"/^[^@]*@[^@]+\.w\.test$/ smtp:[w.test]:25",
+        "/^/ relaykit_smtps:[smtp.relay.test]:465",
+    )
+    r = resolve(p, "u@x.w.test")
+    assert (r.nexthops, r.transport) == (("[smtp.relay.test]:465",), "relaykit_smtps")
