@@ -197,6 +197,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     explicit, errors = _explicit_routes(files.relay_rules)
     creds, warnings, cred_errors = _credentials(settings, files)
     errors += cred_errors
+    recipients, recipient_errors = _explicit_routes(files.recipient_rules)
+    errors += recipient_errors
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
@@ -242,7 +244,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         params["smtp_sender_dependent_authentication"] = "yes"
 
     optouts = tuple(Route(r.sender, (), r.origin) for r in explicit.values() if r.opted_out)
-    recipient_routes = tuple(Route(r.sender, r.nexthops, r.origin, r.implicit_tls) for r in files.recipient_rules)
+    recipient_routes = tuple(Route(r.sender, r.nexthops, r.origin, r.implicit_tls) for r in recipients.values())
     extra = routetables.build(routes, optouts, recipient_routes, creds, relayhost, table_type, directory)
     tables += extra.tables
     params.update(extra.params)

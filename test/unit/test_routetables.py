@@ -158,3 +158,11 @@ def test_default_relay_host_on_465_gets_a_catch_all_after_every_domain_route():
     )
     r = resolve(p, "u@x.w.test")
     assert (r.nexthops, r.transport) == (("[smtp.relay.test]:465",), "relaykit_smtps")
+
+
+def test_a_recipient_domain_given_twice_differently_is_an_error():
+    from relaykit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="postfix-recipient-relaymap.cf:1 already"):
+        plan(recipients=[("a.test", ["[r.test]:25"]), ("a.test", ["[s.test]:25"])])
+    assert len(plan(recipients=[("a.test", ["[r.test]:25"]), ("a.test", ["[r.test]:25"])]).recipient_routes) == 1
