@@ -18,6 +18,7 @@ from pathlib import Path
 
 from relaykit.editor import write_atomic
 from relaykit.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
+from relaykit import routetables
 from relaykit.postfix import INDEXED_SUFFIX, Postfix
 
 STATE_FILE = "relaykit.state"
@@ -63,7 +64,7 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
     to_compile = []
     for table in plan.tables:
         path = directory / table.name
-        compiled = _compiled(path, plan.table_type)
+        compiled = _compiled(path, table.kind or plan.table_type)
         written = _write_table(path, table.text(), table.secret)
         if written:
             changed_tables.append(table.name)
@@ -72,7 +73,7 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
             to_compile.append(path)
     postfix.postmap(plan.table_type, to_compile)
     for table in plan.tables:
-        compiled = _compiled(directory / table.name, plan.table_type)
+        compiled = _compiled(directory / table.name, table.kind or plan.table_type)
         if table.secret and compiled and compiled.exists():
             os.chmod(compiled, 0o600)  # postmap creates it with the default mode
 
@@ -100,13 +101,15 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
 
     if not plan.configured and (previous or state["services"]):
         changed_tables += _remove_tables(directory)
+    elif plan.configured:
+        changed_tables += routetables.remove_unplanned(directory, {t.name for t in plan.tables})
     return Changes(tuple(changed_tables), tuple([*to_set, *stale, *service_set, *service_stale]))
 
 
 def _remove_tables(directory: Path) -> list[str]:
     """With no relay configured, the tables relaykit once wrote go too."""
     removed = []
-    for name in (RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY):
+    for name in (RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, *routetables.TABLES):
         for path in directory.glob(f"{name}*"):
             if path.name == name or path.suffix in INDEXED_SUFFIX.values():
                 path.unlink()

@@ -5,6 +5,10 @@ start of a line makes a comment, blank lines are ignored.
 
     postfix-relaymap.cf       @domain  [host]:port    route a sender domain via a relay
                               @domain                 opt the domain out of RELAY_HOST
+                              user@domain, @.domain   one address; every subdomain
+                              ... [a]:587,[b]:587     failover list; smtps:[h]:p implicit TLS
+    postfix-recipient-relaymap.cf
+                              domain|.domain [host]:port   mail TO a domain via a relay
     postfix-sasl-password.cf  @domain  user:password  credentials by sender domain
                               [host]:port user:pass   credentials by relay
     postfix-accounts.cf       user@domain|{SCHEME}hash
@@ -27,6 +31,7 @@ from relaykit.secret import Secret
 from relaykit.stores.files import RELAYMAP, SASL_PASSWORD  # noqa: E402  (one definition)
 ACCOUNTS = "postfix-accounts.cf"
 VIRTUAL = "postfix-virtual.cf"
+RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class RelayRule:
     sender: str
     nexthops: tuple[str, ...]
     origin: Origin
+    implicit_tls: bool = False  # TLS from the first byte (port 465/2465 or smtps:[host]:port)
 
     @property
     def opted_out(self) -> bool:
@@ -105,6 +111,7 @@ class ConfigFiles:
     aliases: tuple[Alias, ...] = ()
     relaymap_exists: bool = False
     sasl_exists: bool = False
+    recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
 
 
 def rows(path: Path) -> list[Row]:
@@ -144,15 +151,26 @@ def parse_relay_row(row: Row) -> RelayRule:
             "expected '@domain [host]:port' or '@domain' (opt-out), found "
             f"{len(row.fields)} fields; comments must start the line with '#'"
         )
-    sender = validate.sender_key(row.fields[0], "sender domain")
-    hops = validate.nexthops(row.fields[1], "relay") if len(row.fields) == 2 else ()
-    return RelayRule(sender, hops, row.origin)
+    sender = validate.route_key(row.fields[0], "sender")
+    hops, implicit = validate.relay_list(row.fields[1], "relay") if len(row.fields) == 2 else ((), False)
+    return RelayRule(sender, hops, row.origin, implicit)
+
+
+def parse_recipient_row(row: Row) -> RelayRule:
+    if len(row.fields) != 2:
+        raise RelaykitError(
+            "expected 'domain [host]:port' or '.domain [host]:port' (every subdomain), found "
+            f"{len(row.fields)} fields; comments must start the line with '#'"
+        )
+    key = validate.recipient_key(row.fields[0])
+    hops, implicit = validate.relay_list(row.fields[1], "relay")
+    return RelayRule(key, hops, row.origin, implicit)
 
 
 def credential_key(text: str) -> str:
-    """`@domain` (by sender domain) or a next hop (by relay)."""
-    if text.startswith("@"):
-        return validate.sender_key(text, "sender domain")
+    """`@domain`, `user@domain`, `@.domain` (by sender) or a next hop (by relay)."""
+    if "@" in text:
+        return validate.route_key(text, "sender")
     return validate.nexthop(text, "relay")
 
 
@@ -199,6 +217,14 @@ def load(config_dir: Path) -> ConfigFiles:
             errors.extend(exc.errors)
         except ConfigError as exc:
             errors.append(exc)
+    recipient_rules: tuple = ()
+    try:
+        recipient_rules = _collect(config_dir / RECIPIENT_RELAYMAP, parse_recipient_row)
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
+    except ConfigError as exc:
+        errors.append(exc)
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    return ConfigFiles(*results, relaymap_exists=relaymap.exists(), sasl_exists=sasl.exists())
+    return ConfigFiles(*results, relaymap_exists=relaymap.exists(), sasl_exists=sasl.exists(),
+                       recipient_rules=recipient_rules)

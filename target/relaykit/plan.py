@@ -24,9 +24,10 @@ greps the map file once per domain).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from relaykit import routetables
 from relaykit.configfiles import ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.settings import Settings
@@ -43,6 +44,7 @@ class Table:
     name: str
     lines: tuple[str, ...]
     secret: bool = False  # holds passwords: mode 0600, never logged
+    kind: str | None = None  # a table type of its own (pcre), else the plan's table_type
 
     def text(self) -> str:
         return "".join(line + "\n" for line in self.lines)
@@ -83,6 +85,7 @@ class Route:
     sender: str
     nexthops: tuple[str, ...]
     origin: Origin
+    implicit_tls: bool = False  # through the wrappermode transport (routetables.py)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class Plan:
     routes: tuple[Route, ...] = ()
     logins: tuple[Login, ...] = ()
     warnings: tuple[str, ...] = ()
+    optouts: tuple[Route, ...] = ()  # opted-out sender keys (they matter under @.domain)
+    recipient_routes: tuple[Route, ...] = ()  # mail TO a domain: `sender` is the domain key
 
     @property
     def configured(self) -> bool:
@@ -134,6 +139,8 @@ def combine(*plans: Plan) -> Plan:
         routes=tuple(r for p in plans for r in p.routes),
         logins=tuple(l for p in plans for l in p.logins),
         warnings=tuple(w for p in plans for w in p.warnings),
+        optouts=tuple(o for p in plans for o in p.optouts),
+        recipient_routes=tuple(r for p in plans for r in p.recipient_routes),
     )
 
 
@@ -178,7 +185,8 @@ def _credentials(settings: Settings, files: ConfigFiles) -> tuple[list[Credentia
 
 def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     """The complete plan, or ConfigError(s) naming every offending file:line."""
-    relay_configured = bool(settings.default_relay_host or settings.relay_host or files.relaymap_exists)
+    relay_configured = bool(settings.default_relay_host or settings.relay_host or files.relaymap_exists
+                            or files.recipient_rules)
     if not relay_configured:
         warnings = ()
         if files.sasl_exists or settings.relay_credentials:
@@ -189,23 +197,26 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     explicit, errors = _explicit_routes(files.relay_rules)
     creds, warnings, cred_errors = _credentials(settings, files)
     errors += cred_errors
+    recipients, recipient_errors = _explicit_routes(files.recipient_rules)
+    errors += recipient_errors
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
-    routes = [Route(r.sender, r.nexthops, r.origin) for r in explicit.values() if not r.opted_out]
+    routes = [Route(r.sender, r.nexthops, r.origin, r.implicit_tls) for r in explicit.values() if not r.opted_out]
     default = settings.relay_nexthop
     if default:
         defaults = [
-            Route(f"@{domain}", (default,), Origin("RELAY_HOST"))
+            Route(f"@{domain}", (default,), Origin("RELAY_HOST"), routetables.implicit_port(default))
             for domain in sorted(_managed_domains(files))
-            if f"@{domain}" not in explicit
+            if f"@{domain}" not in explicit and not routetables.under_wildcard(domain, explicit)
         ]
         routes += defaults
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     hops = dict.fromkeys(hop for route in routes for hop in route.nexthops)
     hops.update(dict.fromkeys(relayhost))
-    hops.update(dict.fromkeys(c.key for c in creds if not c.key.startswith("@")))
+    hops.update(dict.fromkeys(hop for r in files.recipient_rules for hop in r.nexthops))
+    hops.update(dict.fromkeys(c.key for c in creds if "@" not in c.key))
 
     directory = settings.mail_config
 
@@ -213,7 +224,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         return f"{table_type}:{Path(directory, name)}"
 
     tables = (
-        Table(RELAYHOST_MAP, tuple(f"{r.sender} {','.join(r.nexthops)}" for r in routes)),
+        Table(RELAYHOST_MAP, tuple(f"{r.sender} {','.join(r.nexthops)}" for r in routes
+                                   if not r.sender.startswith("@."))),  # wildcards: routetables
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in creds), secret=True),
         Table(TLS_POLICY, tuple(f"{hop} encrypt" for hop in hops)),
     )
@@ -231,11 +243,14 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     if files.sasl_exists or settings.relay_host:
         params["smtp_sender_dependent_authentication"] = "yes"
 
-    routed = {r.sender for r in routes}
-    for cred in creds:
-        if cred.key.startswith("@") and cred.key not in routed and not relayhost:
-            warnings.append(f"{cred.origin}: {cred.key} has credentials but its mail goes to no relay")
-    return Plan(
+    optouts = tuple(Route(r.sender, (), r.origin) for r in explicit.values() if r.opted_out)
+    recipient_routes = tuple(Route(r.sender, r.nexthops, r.origin, r.implicit_tls) for r in recipients.values())
+    extra = routetables.build(routes, optouts, recipient_routes, creds, relayhost, table_type, directory)
+    tables += extra.tables
+    params.update(extra.params)
+    warnings += extra.warnings
+
+    plan = Plan(
         tables=tables,
         params=params,
         table_type=table_type,
@@ -243,4 +258,16 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         routes=tuple(routes),
         logins=tuple(Login(c.key, c.user, c.origin) for c in creds),
         warnings=tuple(warnings),
+        services=extra.services,
+        optouts=optouts,
+        recipient_routes=recipient_routes,
     )
+    # Sender-keyed credentials are offered wherever that sender's mail goes: say so when
+    # that is direct delivery, where an MX may offer AUTH without TLS.
+    direct = routetables.direct_credentials(plan)
+    if not direct:
+        return plan
+    return replace(plan, warnings=plan.warnings + tuple(
+        f"{login.origin}: {login.key} has credentials but (some of) its mail is delivered directly, "
+        "where they could be offered to a recipient's MX: key them by relay ([host]:port) instead"
+        for login in direct))

@@ -167,3 +167,79 @@ def password(value: str) -> str:
     if _bad_char(value) is not None:
         raise RelaykitError("password must not contain whitespace, '#' or control characters")
     return value
+
+
+# --- routing beyond DMS (issue 5): sender addresses, subdomain wildcards, TLS modes ---
+
+# RFC 5321 dot-atom local parts, ASCII only, minus '#' (a table comment) and '"' (quoting
+# is not supported). Postfix folds table keys to lower case, so we do too.
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!$%&'*+-/=?^_`{|}~.")
+# Ports on which relays speak TLS from the first byte (SES, Mailgun, SendGrid: 465; SES: 2465).
+IMPLICIT_TLS_PORTS = (465, 2465)
+TLS_MODES = ("implicit", "starttls")
+
+
+def local_part(value: str, what: str = "sender address") -> str:
+    """The part before '@' of a sender address, lower-cased (Postfix compares keys folded)."""
+    field(value, what)
+    text = value.lower()
+    if not set(text) <= _LOCAL_CHARS or text.startswith(".") or text.endswith(".") or ".." in text:
+        raise RelaykitError(
+            f"{what} has an invalid local part {value!r}: use letters, digits, dots (not first, "
+            "last or doubled) and !$%&'*+-/=?^_`{|}~ (no quotes, spaces, '#', '@' or control characters)"
+        )
+    return text
+
+
+def route_key(value: str, what: str = "sender") -> str:
+    """A sender rule key: `@domain`, `user@domain`, or `@.domain` (every subdomain of domain)."""
+    field(value, what)
+    if value.startswith("["):
+        raise RelaykitError(f"{what} must be @domain, not a relay host: {value!r} (or user@domain, @.domain)")
+    if value.startswith("@."):
+        return "@." + domain(value[2:], what)
+    if "@" in value[1:]:
+        local, _, dom = value.rpartition("@")
+        return f"{local_part(local, what)}@{domain(dom, what)}"
+    return sender_key(value, what)
+
+
+def recipient_key(value: str, what: str = "recipient domain") -> str:
+    """A recipient rule key: `domain`, or `.domain` for every subdomain (transport(5) syntax)."""
+    field(value, what)
+    if value.startswith("@"):
+        raise RelaykitError(f"{what} is written without '@' (domain, or .domain for subdomains): {value!r}")
+    if value.startswith("."):
+        return "." + domain(value[1:], what)
+    return domain(value, what)
+
+
+def relay_list(value: str, what: str = "relay") -> tuple[tuple[str, ...], bool]:
+    """Next hops (comma/space separated, tried in order) and whether they use implicit TLS.
+
+    A hop may carry a mode prefix, `smtps:[host]:port` (TLS from the first byte) or
+    `smtp:[host]:port` (STARTTLS); without one, ports 465 and 2465 mean implicit TLS.
+    All hops of one list must use the same mode (they share one Postfix transport).
+    """
+    items = value.replace(",", " ").split()
+    if not items:
+        raise RelaykitError(f"{what} is empty")
+    hops, modes = [], set()
+    for item in items:
+        prefix, colon, rest = item.partition(":")
+        # the prefix needs a bracketed hop: `smtp:25` stays host "smtp", port 25
+        explicit = prefix.lower() if colon and prefix.lower() in ("smtps", "smtp") and rest.startswith("[") else None
+        hop = nexthop(rest if explicit else item, what)
+        if explicit:
+            modes.add(explicit == "smtps")
+        else:
+            port_text = hop.rpartition("]:")[2] if hop.startswith("[") else hop.rpartition(":")[2]
+            modes.add(port_text.isdigit() and int(port_text) in IMPLICIT_TLS_PORTS)
+        hops.append(hop)
+    if len(modes) > 1:
+        raise RelaykitError(f"{what}: all relays of one list must use the same TLS mode (implicit or STARTTLS): {value!r}")
+    return tuple(hops), modes.pop()
+
+
+def implicit_by_port(port_: int) -> bool:
+    return port_ in IMPLICIT_TLS_PORTS

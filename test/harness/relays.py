@@ -77,7 +77,7 @@ class _Handler:
             return self.relay.data_reply
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
         received = Received(self.relay.name, envelope.mail_from, list(envelope.rcpt_tos), login,
-                            session.ssl is not None, envelope.content)
+                            self.relay.secure(session), envelope.content)
         with self.relay.lock:
             self.relay.messages.append(received)
         return "250 2.0.0 Ok: queued"
@@ -108,14 +108,18 @@ class CaptureRelay:
         login, password = auth_data.login.decode(), auth_data.password.decode()
         ok = bool(self.users) and self.users.get(login) == password
         with self.lock:
-            self.auth_attempts.append(AuthAttempt(self.name, login, password, ok, session.ssl is not None))
+            self.auth_attempts.append(AuthAttempt(self.name, login, password, ok, self.secure(session)))
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    def secure(self, session) -> bool:
+        """TLS on this session: after STARTTLS (session.ssl), or from the first byte."""
+        return session.ssl is not None or self.tls == "implicit"
 
     def start(self) -> CaptureRelay:
         kwargs: dict = {}
         if self.users is not None:
-            # aiosmtpd's auth_require_tls only knows STARTTLS: with it, an implicit-TLS
-            # server never offers AUTH. Implicit TLS is encrypted from the first byte anyway.
+            # aiosmtpd's auth_require_tls only knows STARTTLS; an implicit-TLS session is
+            # encrypted already, and a "none" relay offers AUTH in clear (a trap for clients).
             kwargs.update(authenticator=self._authenticate, auth_require_tls=self.tls == "starttls")
         if self.tls == "starttls":
             kwargs.update(tls_context=self.ca.server_context(), require_starttls=False)

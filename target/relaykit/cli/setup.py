@@ -17,13 +17,18 @@ RELAY = Group(
             "add-domain", "relaykit.commands.relay:add_domain", "<domain> <host> [<port>]",
             "Send mail from <domain> through the relay <host>:<port> (port 25 when omitted).",
             ("setup relay add-domain example.com smtp.relay.test 587",
-             "setup relay add-domain example.com [2001:db8::25] 2525"),
+             "setup relay add-domain example.com [2001:db8::25] 2525",
+             "setup relay add-domain billing@example.com smtp.relay.test 465",
+             "setup relay add-domain @.example.com smtps:smtp.relay.test 2587"),
             min_args=2, max_args=3,
             details="Sets the line '@domain [host]:port' in postfix-relaymap.cf, replacing the\n"
-                    "domain's previous entry. <host> is a hostname, [hostname], IPv4 or IPv6 address.",
+                    "domain's previous entry. <host> is a hostname, [hostname], IPv4 or IPv6 address.\n"
+                    "<domain> may also be one address (user@domain) or @.domain (every subdomain).\n"
+                    "Ports 465 and 2465 use implicit TLS (TLS from the first byte), others STARTTLS;\n"
+                    "<host> written smtps:<host> forces implicit TLS, smtp:<host> STARTTLS.",
         ),
         Command(
-            "add-auth", "relaykit.commands.relay:add_auth", "<domain> <user> [<password>]",
+            "add-auth", "relaykit.commands.relay:add_auth", "<domain|[host]:port> <user> [<password>]",
             "Authenticate mail from <domain> to its relay as <user>.",
             ("setup relay add-auth example.com apikey",
              "printf '%s\\n' \"$PASSWORD\" | setup relay add-auth example.com apikey"),
@@ -80,6 +85,16 @@ RELAY = Group(
                     "or implicit TLS on port 465), logs in with the configured credentials\n"
                     "(never shown), and sends a short message to <recipient>. Exit status 1\n"
                     "when any step fails; the printed steps say which and what the relay said.",
+        ),
+        Command(
+            "explain", "relaykit.commands.explain:explain", "<sender> [<recipient>]",
+            "Show the route Postfix takes for mail from <sender> (to <recipient>), and why.",
+            ("setup relay explain alice@example.com",
+             "setup relay explain alice@example.com bob@example.net"),
+            min_args=1, max_args=2,
+            details="Prints relay or direct delivery, the transport, whether TLS is required,\n"
+                    "the username presented to each relay (never a password) and the file:line\n"
+                    "(or variable) of the rule that decided it, from the current configuration files.",
         ),
     ),
 )

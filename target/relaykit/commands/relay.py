@@ -18,8 +18,21 @@ def _relay(host: str, port: str = "25") -> str:
     return validate.bracketed(validate.host(host), validate.port(port))
 
 
+def _mode(hop: str, prefix: str) -> str:
+    """Keep an `smtps:`/`smtp:` prefix only where it differs from the port's default mode."""
+    implicit = validate.implicit_by_port(int(hop.rpartition(":")[2]))
+    return prefix + hop if prefix and (prefix == "smtps:") != implicit else hop
+
+
 def add_domain(args: list[str]) -> int:
-    sender, hop = validate.sender_key(args[0], "domain"), _relay(*args[1:])
+    # `smtps:host` forces implicit TLS, `smtp:host` STARTTLS (default: by port, 465/2465 implicit)
+    host, prefix = args[1], ""
+    for candidate in ("smtps:", "smtp:"):
+        if host.lower().startswith(candidate):
+            host, prefix = host[len(candidate):], candidate
+            break
+    sender, hop = validate.route_key(args[0], "domain"), _relay(host, *args[2:])
+    hop = _mode(hop, prefix)
     open_store().set_relay(sender, (hop,))
     ui.ok(f"{sender} now relays through {hop}")
     return 0
@@ -38,7 +51,9 @@ def read_password(prompt: str) -> str:
 
 
 def add_auth(args: list[str]) -> int:
-    sender, user = validate.sender_key(args[0], "domain"), validate.username(args[1])
+    key = args[0]
+    sender = validate.nexthop(key, "relay") if key.startswith("[") else validate.route_key(key, "domain")
+    user = validate.username(args[1])
     password = args[2] if len(args) > 2 else read_password(f"Password for {user} ({sender}): ")
     open_store().set_credential(sender, user, Secret(validate.password(password.rstrip("\r"))))
     ui.ok(f"{sender} authenticates as {user}")
@@ -46,7 +61,7 @@ def add_auth(args: list[str]) -> int:
 
 
 def exclude_domain(args: list[str]) -> int:
-    sender = validate.sender_key(args[0], "domain")
+    sender = validate.route_key(args[0], "domain")
     open_store().set_relay(sender, ())
     ui.ok(f"{sender} is excluded from the default relay")
     return 0
