@@ -195,8 +195,9 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     routes = [Route(r.sender, r.nexthops, r.origin) for r in explicit.values() if not r.opted_out]
     default = settings.relay_nexthop
     if default:
+        origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
         defaults = [
-            Route(f"@{domain}", (default,), Origin("RELAY_HOST"))
+            Route(f"@{domain}", hops, origin)
             for domain in sorted(_managed_domains(files))
             if f"@{domain}" not in explicit
         ]
