@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from relaykit import log
 from relaykit.apply import Changes, apply
+from relaykit.gcpause import paused_gc
 from relaykit.plan import Plan, build
 from relaykit.postfix import Postfix
 from relaykit.settings import Settings, load
@@ -26,10 +27,13 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
     settings = load(environ)
     log.set_level(settings.log_level)
-    files = open_store(environ).load()
+    with paused_gc():  # 100k-line configs: see gcpause.py
+        files = open_store(environ).load()
     postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
-    return Prepared(settings, build(settings, files, table_type), postfix)
+    with paused_gc():
+        plan = build(settings, files, table_type)
+    return Prepared(settings, plan, postfix)
 
 
 def summary(plan: Plan) -> str:
