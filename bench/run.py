@@ -67,10 +67,14 @@ def verdicts(rows: list[Row]) -> list[str]:
             met = big.ratio <= 1.5
             out.append(f"- configure, {kind}, 100k: {big.ratio:.2f}x the postmap+postconf floor "
                        f"(target <= 1.5x): **{'met' if met else 'not met'}**")
-        if big and mid:
-            growth = big.seconds / mid.seconds
-            out.append(f"- configure, {kind}, 10k -> 100k: time x{growth:.1f} for 10x the domains "
-                       f"(linear: <= ~10x): **{'met' if growth <= 11 else 'not met'}**")
+        small = conf.get((kind, 1_000))
+        if big and mid and small:
+            # linear = a constant cost per added domain (the fixed start-up cost aside)
+            early = (mid.seconds - small.seconds) / (mid.size - small.size) * 1e6
+            late = (big.seconds - mid.seconds) / (big.size - mid.size) * 1e6
+            out.append(f"- configure, {kind}, linear growth: {early:.1f} µs per added domain from 1k to 10k, "
+                       f"{late:.1f} µs from 10k to 100k (time x{big.seconds / mid.seconds:.1f} for 10x the "
+                       f"domains): **{'met' if late <= 2 * max(early, 1.0) else 'not met'}**")
     for row in rows:
         if row.section == "setup" and row.note.startswith("target"):
             out.append(f"- setup relay {row.case} at {row.size:,} lines: {fmt_time(row.seconds)} "
@@ -87,7 +91,7 @@ def verdicts(rows: list[Row]) -> list[str]:
 
 def machine() -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    postfix = subprocess.run(["postconf", "-h", "mail_version"], capture_output=True, text=True).stdout.strip()
+    postfix = subprocess.run(["postconf", "-d", "-h", "mail_version"], capture_output=True, text=True).stdout.strip()
     return (f"{os.cpu_count()} CPU(s) ({cpu}), Python {platform.python_version()}, Postfix {postfix}, "
             f"{platform.system()} {platform.release()}")
 
