@@ -125,7 +125,17 @@ def bench(work: Path, quick: bool = False) -> list[Row]:
         log = open(work / "relaykit-start.log", "w")
         daemon = subprocess.Popen([str(BIN / "relaykit"), "start"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_port(ours.smtpd_port, timeout=30)
+            deadline = time.monotonic() + 30
+            while daemon.poll() is None and time.monotonic() < deadline:
+                try:
+                    wait_port(ours.smtpd_port, timeout=0.5)
+                    break
+                except TimeoutError:
+                    pass
+            else:
+                log.flush()
+                raise RuntimeError(f"relaykit start did not open the SMTP port (exit status {daemon.poll()}): "
+                                   + (work / "relaykit-start.log").read_text()[-500:]) from None
             _probe_until(ours.smtpd_port, relays[0])
             latencies = _rounds(ours.smtpd_port, relays, setup_move)
         finally:

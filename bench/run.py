@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -156,7 +157,13 @@ def main(argv: list[str]) -> int:
                 module = __import__(f"{name}_bench")
                 work = Path(tmp) / name
                 work.mkdir()
-                rows += module.bench(work, quick=quick)
+                try:
+                    rows += module.bench(work, quick=quick)
+                except Exception as exc:  # one broken section must not lose the others' results
+                    traceback.print_exc()
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    rows.append(Row(name, f"FAILED: {type(exc).__name__}", None, None, None,
+                                    note=first[:200].replace("|", "/")))
         elapsed = time.perf_counter() - started
         load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
         when = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {machine()}"
