@@ -28,8 +28,13 @@ test-fast: install
 test-slow: install
 	$(NETNS) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-bench: install
-	$(NETNS) $(PY) bench/run.py
+# Benchmarks (README.md, "Benchmarks"): prints a table, writes bench/results.md and results.png.
+$(VENV)/.bench-installed: $(VENV)/.installed setup.py
+	$(VENV)/bin/pip install -q -e ".[bench]"
+	touch $@
+
+bench: install $(VENV)/.bench-installed
+	$(NETNS) $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info target/*.egg-info

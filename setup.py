@@ -12,6 +12,7 @@ setup(
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21"],
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6"],
+        "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],
     },
     entry_points={
         "console_scripts": [

@@ -125,10 +125,11 @@ def rows(path: Path) -> list[Row]:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", Origin(str(path))) from None
     found = []
+    name = str(path)
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if fields and not fields[0].startswith("#"):
-            found.append(Row(tuple(fields), Origin(str(path), number)))
+            found.append(Row(tuple(fields), Origin(name, number)))
     return found
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from relaykit import log
 from relaykit.apply import Changes, apply
 from relaykit.configfiles import ConfigFiles
+from relaykit.gcpause import paused_gc
 from relaykit.plan import Plan, build
 from relaykit.postfix import Postfix
 from relaykit.settings import Settings, load
@@ -28,10 +29,12 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
     settings = load(environ)
     log.set_level(settings.log_level)
-    files = open_store(environ).load()
+    with paused_gc():  # 100k-line configs: see gcpause.py
+        files = open_store(environ).load()
     postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
-    plan = build(settings, files, table_type)
+    with paused_gc():
+        plan = build(settings, files, table_type)
     if settings.submission and settings.submission.active:
         from relaykit import submission
         from relaykit.plan import combine

@@ -205,8 +205,10 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     routes = [Route(r.sender, r.nexthops, r.origin, r.implicit_tls) for r in explicit.values() if not r.opted_out]
     default = settings.relay_nexthop
     if default:
+        # shared by every default route
+        origin, hops, implicit = Origin("RELAY_HOST"), (default,), routetables.implicit_port(default)
         defaults = [
-            Route(f"@{domain}", (default,), Origin("RELAY_HOST"), routetables.implicit_port(default))
+            Route(f"@{domain}", hops, origin, implicit)
             for domain in sorted(_managed_domains(files))
             if f"@{domain}" not in explicit and not routetables.under_wildcard(domain, explicit)
         ]

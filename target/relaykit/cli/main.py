@@ -32,7 +32,11 @@ def _tree() -> Group:
 
 
 def configure(args: list[str]) -> int:
+    import gc
+
     from relaykit.configure import configure as run_configure
+
+    gc.disable()  # a one-shot process that makes no garbage cycles: see relaykit/gcpause.py
 
     run_configure()
     return 0
