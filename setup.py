@@ -7,7 +7,9 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "target"},
     packages=find_packages("target"),
-    install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13"],
+    install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13",
+                      "psycopg[binary]>=3.1"],  # PostgreSQL store; imported only when configured
+    package_data={"relaykit.db": ["*.sql"]},
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1"],
     },

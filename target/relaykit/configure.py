@@ -26,8 +26,13 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
     settings = load(environ)
     log.set_level(settings.log_level)
-    files = open_store(environ).load()
     postfix = Postfix(settings.mail_config)
+    if settings.database_url:  # Postfix reads the database itself: no files to load
+        from relaykit import pgsql
+
+        table_type = settings.table_type or postfix.param("default_database_type")
+        return Prepared(settings, pgsql.build(settings, table_type), postfix)
+    files = open_store(environ).load()
     table_type = settings.table_type or postfix.param("default_database_type")
     return Prepared(settings, build(settings, files, table_type), postfix)
 
@@ -47,6 +52,10 @@ def summary(plan: Plan) -> str:
 
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
+    if prepared.settings.database_url:
+        from relaykit.commands.database import upgrade_schema
+
+        upgrade_schema(prepared.settings.database_url.reveal())
     for warning in prepared.plan.warnings:
         log.warn(warning)
     changes = apply(prepared.plan, prepared.postfix)

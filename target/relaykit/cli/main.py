@@ -21,6 +21,11 @@ def _tree() -> Group:
                     "Configure, run Postfix in the foreground, re-apply on config changes.",
                     ("relaykit start",)),
             Group("setup", SETUP.summary, SETUP.children),
+            Group("db", "The PostgreSQL store (RELAYKIT_DATABASE_URL).", (
+                Command("upgrade", "relaykit.commands.database:upgrade", "",
+                        "Create or upgrade the database schema (also done by configure/start).",
+                        ("relaykit db upgrade",)),
+            )),
         ),
     )
 
