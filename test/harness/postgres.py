@@ -39,8 +39,11 @@ class PostgresServer:
         self.bin = _bin_dir()
 
     def _as_postgres(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin / program), *args], user="postgres", group="postgres",
-                              capture_output=True, text=True, check=check, cwd="/")
+        result = subprocess.run([str(self.bin / program), *args], user="postgres", group="postgres",
+                                capture_output=True, text=True, cwd="/")
+        if check and result.returncode:
+            raise RuntimeError(f"{program} failed ({result.returncode}): {result.stdout}{result.stderr}")
+        return result
 
     def create(self) -> PostgresServer:
         self.root.mkdir(parents=True, exist_ok=True)
