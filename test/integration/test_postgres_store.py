@@ -236,3 +236,21 @@ def test_configure_with_the_database_prints_no_password(configured):
     result = env.configure()
     for secret in (db.server.ADMIN_PASSWORD, "dom'ain\\pw", "r'ead"):
         assert secret not in result.stdout + result.stderr
+
+
+def test_concurrent_commands_never_lose_an_entry(store_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    domains = [f"d{i}.test" for i in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda d: store_env.run("setup", "relay", "add-domain", d, "relay.test"), domains))
+    assert [r.returncode for r in results] == [0] * len(domains), [r.stderr for r in results]
+    assert routes(store_env) == {f"@{d}": ("[relay.test]:25",) for d in domains}
+
+
+def test_utf8_values_come_back_to_postfix_as_the_same_bytes(configured):
+    env, db = configured
+    store = PostgresStore(db.url)
+    store.set_alias("team@managed.test", ("jürgen@example.com", "zoë@example.com"))
+    assert pgsql_lookup(env, "pgsql-virtual-aliases.cf", "team@managed.test") == "jürgen@example.com,zoë@example.com"
+    assert pgsql_lookup(env, "pgsql-managed-domains.cf", "managed.test") == "managed.test"

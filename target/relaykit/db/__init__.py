@@ -43,3 +43,13 @@ def upgrade(conn) -> list[str]:
                          (number, name))
             applied_now.append(name)
     return applied_now
+
+
+def ensure_current(conn) -> list[str]:
+    """upgrade() only when the database lacks a migration: a `setup` command's connection
+    then costs one cheap query, not the advisory lock and DDL checks."""
+    latest = migrations()[-1][0]
+    if conn.execute("SELECT to_regclass('relaykit.schema_migrations')").fetchone()[0] is not None:
+        if conn.execute("SELECT max(version) FROM relaykit.schema_migrations").fetchone()[0] == latest:
+            return []
+    return upgrade(conn)

@@ -56,11 +56,11 @@ class PostgresStore:
     # connection
     def connection(self):
         if self._conn is None:
-            from relaykit.db import upgrade
+            from relaykit.db import ensure_current
 
             self._conn = connect(self._url)
             self._conn.autocommit = True  # transactions are explicit: `with conn.transaction()`
-            upgrade(self._conn)
+            ensure_current(self._conn)
         return self._conn
 
     def close(self) -> None:
