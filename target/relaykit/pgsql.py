@@ -130,6 +130,16 @@ def build(settings: Settings, table_type: str) -> Plan:
         # who may send as whom (the submission service's reject_sender_login_mismatch)
         "smtpd_sender_login_maps": ref(SENDER_LOGINS),
     })
-    tables = tuple(t for t in node.tables if t.name in (SASL_PASSWD, TLS_POLICY)) + lookups
+    tables = tuple(t for t in node.tables if t.name == SASL_PASSWD)
+    # TLS for this node's relays: the file plan knows only routes it computed itself, but
+    # here RELAY_HOST serves the database's domains too.
+    tls = node.table(TLS_POLICY).lines
+    if settings.relay_nexthop and f"{settings.relay_nexthop} encrypt" not in tls:
+        tls += (f"{settings.relay_nexthop} encrypt",)
+    tables += (Table(TLS_POLICY, tls),) + lookups
+    warnings = node.warnings
+    if not settings.postfix_database_url:
+        warnings += ("Postfix connects to the database with relaykit's admin role: set "
+                     "RELAYKIT_POSTFIX_DATABASE_URL to a read-only role (member of relaykit_postfix)",)
     return Plan(tables=tables, params=params, services=node.services, table_type=table_type,
-                relayhost=node.relayhost, warnings=node.warnings)
+                relayhost=node.relayhost, warnings=warnings)

@@ -11,6 +11,8 @@ from e2e.conftest import MailRun
 from harness.postgres import PostgresServer
 
 from relaykit.db import upgrade
+from relaykit.secret import Secret
+from relaykit.stores.postgres import PostgresStore
 
 pytestmark = pytest.mark.e2e
 READER_PASSWORD = "node'pw\\ü"
@@ -21,8 +23,10 @@ def test_a_route_set_on_node_a_is_used_by_node_b_for_the_next_message_without_re
     try:
         first = node_a.relay("first", users={"u1": "p1"})
         second = node_a.relay("second", users={"u2": "p2"})
+        default = node_a.relay("default")
         for node in (node_a, node_b):
-            node.vars.update(pgdb.vars())
+            node.vars.update(pgdb.vars(), RELAY_HOST="127.0.0.1", RELAY_PORT=str(default.port))
+        PostgresStore(pgdb.url).set_account("ann@managed.example", Secret("{PLAIN}x"))
         node_a.run("setup", "relay", "add-domain", "example.com", "127.0.0.1", str(first.port))
         node_a.run("setup", "relay", "add-auth", "example.com", "u1", input="p1\n")
         node_a.start()
@@ -37,6 +41,9 @@ def test_a_route_set_on_node_a_is_used_by_node_b_for_the_next_message_without_re
         got = node_a.wait_received(node_b.send("jane@example.com", "two@example.net"))
         assert [(r.name, m.login) for r, m in got] == [("second", "u2")]
         assert node_b.postfix.master_pid() == master
+        # a domain of the database with no relay of its own: this node's RELAY_HOST, over TLS
+        got = node_a.wait_received(node_b.send("ann@managed.example", "three@example.net"))
+        assert [(r.name, m.tls) for r, m in got] == [("default", True)]
         assert "reload" not in node_b.postfix.log()
     finally:
         node_b.stop()

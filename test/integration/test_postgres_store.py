@@ -254,3 +254,19 @@ def test_utf8_values_come_back_to_postfix_as_the_same_bytes(configured):
     store.set_alias("team@managed.test", ("jürgen@example.com", "zoë@example.com"))
     assert pgsql_lookup(env, "pgsql-virtual-aliases.cf", "team@managed.test") == "jürgen@example.com,zoë@example.com"
     assert pgsql_lookup(env, "pgsql-managed-domains.cf", "managed.test") == "managed.test"
+
+
+def test_account_and_alias_methods_say_whether_anything_changed(pgdb):
+    store = PostgresStore(pgdb.url)
+    assert store.set_account("jane@example.com", Secret("{PLAIN}a")) is True
+    assert store.set_account("jane@example.com", Secret("{PLAIN}a")) is False
+    assert store.set_account("jane@example.com", Secret("{PLAIN}b")) is True
+    assert store.set_alias("sales@example.com", ("jane@example.com",)) is True
+    assert store.set_alias("sales@example.com", ("jane@example.com",)) is False
+    assert store.remove_alias("sales@example.com") is True
+    assert store.remove_alias("sales@example.com") is False
+    assert store.remove_account("jane@example.com") is True
+    assert store.remove_account("jane@example.com") is False
+    assert store.remove_relay("@nowhere.test") is False
+    loaded = store.load()
+    assert (loaded.accounts, loaded.aliases) == ((), ())
