@@ -55,7 +55,8 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     if prepared.settings.database_url:
         from relaykit.commands.database import upgrade_schema
 
-        upgrade_schema(prepared.settings.database_url.reveal())
+        upgrade_schema(prepared.settings.database_url.reveal(), always=False)
+        log.info("relay routes and credentials: looked up in PostgreSQL by Postfix (pgsql: tables)")
     for warning in prepared.plan.warnings:
         log.warn(warning)
     changes = apply(prepared.plan, prepared.postfix)

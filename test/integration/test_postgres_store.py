@@ -270,3 +270,13 @@ def test_account_and_alias_methods_say_whether_anything_changed(pgdb):
     assert store.remove_relay("@nowhere.test") is False
     loaded = store.load()
     assert (loaded.accounts, loaded.aliases) == ((), ())
+
+
+def test_configure_creates_the_schema_of_an_empty_database(env, pg_server):
+    name = pg_server.database()
+    env.vars["RELAYKIT_DATABASE_URL"] = pg_server.url(name)
+    result = env.configure()
+    assert "RELAYKIT_POSTFIX_DATABASE_URL" in result.stdout + result.stderr  # the admin-role warning
+    assert pg_server.sql("SELECT max(version) FROM relaykit.schema_migrations", name) == [(2,)]
+    assert env.run("setup", "relay", "add-domain", "x.test", "relay.test").returncode == 0
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "@x.test") == "[relay.test]:25"

@@ -14,14 +14,15 @@ def _store():
     return store
 
 
-def upgrade_schema(url: str) -> list[str]:
-    """Create or upgrade the schema (what `relaykit configure`/`start` run first)."""
-    from relaykit.db import upgrade
+def upgrade_schema(url: str, always: bool = True) -> list[str]:
+    """Create or upgrade the schema (`relaykit configure`/`start` run it first, with
+    always=False: only when a migration is missing, so a reload stays cheap)."""
+    from relaykit.db import ensure_current, upgrade
     from relaykit.stores.postgres import connect
 
     with connect(url) as conn:
         conn.autocommit = True
-        applied = upgrade(conn)
+        applied = upgrade(conn) if always else ensure_current(conn)
     for name in applied:
         log.info(f"database: applied migration {name}")
     return applied
