@@ -26,13 +26,14 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
     settings = load(environ)
     log.set_level(settings.log_level)
-    postfix = Postfix(settings.mail_config)
     if settings.database_url:  # Postfix reads the database itself: no files to load
         from relaykit import pgsql
 
+        postfix = Postfix(settings.mail_config)
         table_type = settings.table_type or postfix.param("default_database_type")
         return Prepared(settings, pgsql.build(settings, table_type), postfix)
     files = open_store(environ).load()
+    postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
     return Prepared(settings, build(settings, files, table_type), postfix)
 
@@ -53,10 +54,7 @@ def summary(plan: Plan) -> str:
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
     if prepared.settings.database_url:
-        from relaykit.commands.database import upgrade_schema
-
-        upgrade_schema(prepared.settings.database_url.reveal(), always=False)
-        log.info("relay routes and credentials: looked up in PostgreSQL by Postfix (pgsql: tables)")
+        _database_schema(prepared.settings.database_url.reveal())
     for warning in prepared.plan.warnings:
         log.warn(warning)
     changes = apply(prepared.plan, prepared.postfix)
@@ -64,3 +62,16 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     if changes:
         log.debug(f"changed: {', '.join((*changes.tables, *changes.params))}")
     return prepared.plan, changes
+
+
+def _database_schema(url: str) -> None:
+    """Bring the schema up to date. A database that does not answer is not fatal here:
+    the node starts, and Postfix defers mail (nothing bounces) until it is back."""
+    from relaykit.commands.database import upgrade_schema
+    from relaykit.stores.postgres import DatabaseError
+
+    try:
+        upgrade_schema(url, always=False)
+    except DatabaseError as exc:
+        log.warn(f"{exc}; Postfix defers mail until the database answers")
+    log.info("relay routes and credentials: looked up in PostgreSQL by Postfix (pgsql: tables)")

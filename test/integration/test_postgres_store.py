@@ -280,3 +280,11 @@ def test_configure_creates_the_schema_of_an_empty_database(env, pg_server):
     assert pg_server.sql("SELECT max(version) FROM relaykit.schema_migrations", name) == [(2,)]
     assert env.run("setup", "relay", "add-domain", "x.test", "relay.test").returncode == 0
     assert pgsql_lookup(env, "pgsql-sender-relays.cf", "@x.test") == "[relay.test]:25"
+
+
+def test_configure_with_the_database_down_still_configures_postfix_and_warns(env, pg_server):
+    env.vars["RELAYKIT_DATABASE_URL"] = pg_server.url("postgres").replace(str(pg_server.port), "1")
+    result = env.configure()
+    assert "cannot connect to the database" in result.stdout + result.stderr
+    assert pg_server.ADMIN_PASSWORD not in result.stdout + result.stderr
+    assert env.postfix.param("sender_dependent_relayhost_maps").startswith("proxy:pgsql:")
