@@ -64,3 +64,54 @@ def env(tmp_path: Path) -> Env:
     config_dir.mkdir()
     postfix = PostfixInstance(tmp_path / "postfix").create()
     return Env(config_dir, postfix, {})
+
+
+# PostgreSQL store (issue 7): one real server for the session, a new database per test.
+READER_PASSWORD = "r'ead\\er-ü"  # quote, backslash, unicode: must survive URL and lookup file
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    from harness.postgres import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("pg")).create().start()
+    try:
+        server.sql(f"CREATE ROLE relaykit_reader LOGIN PASSWORD '{READER_PASSWORD.replace(chr(39), chr(39) * 2)}'")
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Database:
+    """A fresh database with relaykit's schema; `url` is the admin one, `reader_url` Postfix's."""
+
+    server: object
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    @property
+    def reader_url(self) -> str:
+        return self.server.url(self.name, "relaykit_reader", READER_PASSWORD)
+
+    def sql(self, statement: str) -> list[tuple]:
+        return self.server.sql(statement, self.name)
+
+    def vars(self) -> dict[str, str]:
+        return {"RELAYKIT_DATABASE_URL": self.url, "RELAYKIT_POSTFIX_DATABASE_URL": self.reader_url}
+
+
+@pytest.fixture
+def pgdb(pg_server) -> Database:
+    import psycopg
+
+    from relaykit.db import upgrade
+
+    db = Database(pg_server, pg_server.database())
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        upgrade(conn)
+        conn.execute("GRANT relaykit_postfix TO relaykit_reader")
+    return db

@@ -33,15 +33,30 @@ class Changes:
         return bool(self.tables or self.params)
 
 
-def _write_table(path: Path, text: str, secret: bool) -> bool:
+def _write_table(path: Path, text: str, secret: bool, group: str | None = None) -> bool:
     data = text.encode()
+    mode = 0o640 if group else 0o600 if secret else 0o644
+    gid = _gid(group) if group else 0 if os.geteuid() == 0 else -1
     try:
-        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == (0o600 if secret else 0o644):
+        stat = path.stat()
+        if path.read_bytes() == data and (stat.st_mode & 0o777) == mode and gid in (-1, stat.st_gid):
             return False
     except FileNotFoundError:
         pass
-    write_atomic(path, data, 0o600 if secret else 0o644, uid=0 if os.geteuid() == 0 else -1, gid=0 if os.geteuid() == 0 else -1)
+    write_atomic(path, data, mode, uid=0 if os.geteuid() == 0 else -1, gid=gid)
     return True
+
+
+def _gid(group: str) -> int:
+    """The group's id when we can chown to it (as root), else -1 (leave the group as is)."""
+    import grp
+
+    if os.geteuid() != 0:
+        return -1
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return -1
 
 
 def _compiled(path: Path, table_type: str) -> Path | None:
@@ -64,8 +79,8 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
     to_compile = []
     for table in plan.tables:
         path = directory / table.name
-        compiled = _compiled(path, table.kind or plan.table_type)
-        written = _write_table(path, table.text(), table.secret)
+        compiled = _compiled(path, table.kind or plan.table_type) if table.indexed else None
+        written = _write_table(path, table.text(), table.secret, table.group)
         if written:
             changed_tables.append(table.name)
             postfix.cool_down(table.name)  # texthash tables are read through load_file too
@@ -73,7 +88,7 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
             to_compile.append(path)
     postfix.postmap(plan.table_type, to_compile)
     for table in plan.tables:
-        compiled = _compiled(directory / table.name, table.kind or plan.table_type)
+        compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
         if table.secret and compiled and compiled.exists():
             os.chmod(compiled, 0o600)  # postmap creates it with the default mode
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from relaykit import log
 from relaykit.apply import Changes, apply
 from relaykit.configfiles import ConfigFiles
+from relaykit.errors import ConfigError
 from relaykit.gcpause import paused_gc
 from relaykit.plan import Plan, build
 from relaykit.postfix import Postfix
@@ -29,6 +30,15 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
     settings = load(environ)
     log.set_level(settings.log_level)
+    if settings.database_url:  # Postfix reads the database itself: no files to load
+        from relaykit import pgsql
+
+        if settings.submission and settings.submission.enabled:
+            raise ConfigError("ENABLE_SUBMISSION does not work with RELAYKIT_DATABASE_URL yet: "
+                              "Dovecot checks passwords from postfix-accounts.cf only", "ENABLE_SUBMISSION")
+        postfix = Postfix(settings.mail_config)
+        table_type = settings.table_type or postfix.param("default_database_type")
+        return Prepared(settings, pgsql.build(settings, table_type), postfix)
     with paused_gc():  # 100k-line configs: see gcpause.py
         files = open_store(environ).load()
     postfix = Postfix(settings.mail_config)
@@ -70,6 +80,8 @@ def apply_prepared(prepared: Prepared) -> Changes:
 
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
+    if prepared.settings.database_url:
+        _database_schema(prepared.settings.database_url.reveal())
     changes = apply_prepared(prepared)
     log.info(summary(prepared.plan))
     from relaykit.overview import describe
@@ -100,3 +112,16 @@ def prepare_submission(prepared: Prepared) -> bool:
     listening = ", ".join(s.name for s in prepared.plan.services if s.command == "smtpd") or "no port"
     log.info(f"submission: {listening}; {len(prepared.files.accounts) if prepared.files else 0} account(s)")
     return config_changed
+
+
+def _database_schema(url: str) -> None:
+    """Bring the schema up to date. A database that does not answer is not fatal here:
+    the node starts, and Postfix defers mail (nothing bounces) until it is back."""
+    from relaykit.commands.database import upgrade_schema
+    from relaykit.stores.postgres import DatabaseError
+
+    try:
+        upgrade_schema(url, always=False)
+    except DatabaseError as exc:
+        log.warn(f"{exc}; Postfix defers mail until the database answers")
+    log.info("relay routes and credentials: looked up in PostgreSQL by Postfix (pgsql: tables)")

@@ -45,6 +45,8 @@ class Table:
     lines: tuple[str, ...]
     secret: bool = False  # holds passwords: mode 0600, never logged
     kind: str | None = None  # a table type of its own (pcre), else the plan's table_type
+    group: str | None = None  # also readable by this group (0640 root:group): pgsql lookup files
+    indexed: bool = True  # compiled by postmap when table_type is indexed; False: a pgsql: config
 
     def text(self) -> str:
         return "".join(line + "\n" for line in self.lines)

@@ -41,6 +41,10 @@ class Settings:
     table_type: str | None = None  # None: Postfix's default_database_type
     log_level: str = "info"
     submission: "SubmissionSettings | None" = None  # relaykit.submission: ports 587/465, trusted networks
+    # PostgreSQL store (stores/postgres.py): relaykit's admin connection, and the
+    # read-only one Postfix's pgsql: lookups use (defaults to the admin one).
+    database_url: Secret | None = None
+    postfix_database_url: Secret | None = None
 
     @property
     def default_relay(self) -> tuple[str, ...]:
@@ -140,6 +144,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         table_type=table_type,
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
         submission=_submission(env, origins),
+        **_database_urls(environ),
     )
 
 
@@ -147,6 +152,24 @@ def _submission(env: Mapping[str, str], origins: dict[str, str]):
     from relaykit.submission import load_settings
 
     return load_settings(env, origins)
+
+
+def _database_urls(environ: Mapping[str, str]) -> dict[str, Secret | None]:
+    """RELAYKIT_DATABASE_URL and RELAYKIT_POSTFIX_DATABASE_URL (each also as *_FILE).
+
+    Only from the real environment, as stores.open_store() reads them: `setup` and
+    `configure` must never disagree on which store is in use.
+    """
+    from relaykit.stores import database_url
+
+    url = database_url(environ)
+    real = dict(environ)
+    postfix_url = _secret_files(real, {k: k for k in real}, "RELAYKIT_POSTFIX_DATABASE_URL")
+    if postfix_url and not url:
+        raise ConfigError("RELAYKIT_POSTFIX_DATABASE_URL needs RELAYKIT_DATABASE_URL too",
+                          "RELAYKIT_POSTFIX_DATABASE_URL")
+    return {"database_url": Secret(url) if url else None,
+            "postfix_database_url": Secret(postfix_url) if postfix_url else None}
 
 
 def _choice(value: str, choices: tuple[str, ...]) -> str:

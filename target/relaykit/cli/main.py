@@ -27,6 +27,11 @@ def _tree() -> Group:
                     details="Checks `postfix status`, then greets the listener (default 127.0.0.1:25,\n"
                             "or RELAYKIT_HEALTH_ADDRESS) with EHLO and expects 220 and 250."),
             Group("setup", SETUP.summary, SETUP.children),
+            Group("db", "The PostgreSQL store (RELAYKIT_DATABASE_URL).", (
+                Command("upgrade", "relaykit.commands.database:upgrade", "",
+                        "Create or upgrade the database schema (also done by configure/start).",
+                        ("relaykit db upgrade",)),
+            )),
         ),
     )
 

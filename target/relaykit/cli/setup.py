@@ -96,6 +96,23 @@ RELAY = Group(
                     "the username presented to each relay (never a password) and the file:line\n"
                     "(or variable) of the rule that decided it, from the current configuration files.",
         ),
+        Command(
+            "link", "relaykit.commands.database:link", "<address> <host> [<port>]",
+            "Send mail from one address through a relay (PostgreSQL store).",
+            ("setup relay link jane@example.com smtp.relay.test 587",),
+            min_args=2, max_args=3,
+            details="<address> is a user, an alias or an external sender address in the database;\n"
+                    "the link is made for that kind. Address links win over domain ones.",
+        ),
+        Command(
+            "import", "relaykit.commands.database:import_", "[<config-dir>]",
+            "Copy a DMS config directory into the database (PostgreSQL store).",
+            ("setup relay import", "setup relay import /tmp/docker-mailserver"),
+            min_args=0, max_args=1,
+            details="Reads postfix-relaymap.cf, postfix-sasl-password.cf, postfix-accounts.cf and\n"
+                    "postfix-virtual.cf (default: RELAYKIT_CONFIG_DIR) and writes them in one\n"
+                    "transaction: an invalid line imports nothing. The files are left in place.",
+        ),
     ),
 )
 

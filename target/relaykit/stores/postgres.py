@@ -1,0 +1,257 @@
+"""The scale-out store: the relay configuration in PostgreSQL, shared by every node.
+
+Same methods and meanings as FileStore, so `setup relay ...` behaves the same; Postfix
+reads the result itself through pgsql: lookup tables (see pgsql.py), so a change is live
+on every node for the next message, with no reload and no sync daemon.
+
+Each method is one transaction; a domain's rows are changed under a row lock on the
+domain, so two commands run at once never lose an entry. Values arrive validated (the
+CLI validates before it opens a store); the schema's constraints are the second line.
+psycopg is imported here only: the file store never pays for it.
+"""
+
+from __future__ import annotations
+
+from relaykit.errors import RelaykitError
+from relaykit.secret import Secret
+
+ORIGIN = "postgresql"
+
+
+class DatabaseError(RelaykitError):
+    """The database cannot be reached or refused a statement."""
+
+
+def connect(url: str, what: str = "RELAYKIT_DATABASE_URL"):
+    import psycopg
+
+    try:
+        return psycopg.connect(url, connect_timeout=10, application_name="relaykit")
+    except psycopg.OperationalError as exc:
+        # libpq's message names host/port/user, never the password
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        raise DatabaseError(f"cannot connect to the database: {detail}", what) from None
+
+
+def split_nexthop(hop: str) -> tuple[str, int | None, bool]:
+    """`[host]:port` -> (host, port, mx_lookup=False); `host:port` -> (host, port, True)."""
+    if hop.startswith("["):
+        host, _, rest = hop[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else None, False
+    host, colon, port = hop.partition(":")
+    return host, int(port) if colon else None, True
+
+
+def _domain_of(key: str) -> str:
+    return key.rpartition("@")[2]
+
+
+class PostgresStore:
+    kind = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn = None
+
+    # connection
+    def connection(self):
+        if self._conn is None:
+            from relaykit.db import ensure_current
+
+            self._conn = connect(self._url)
+            self._conn.autocommit = True  # transactions are explicit: `with conn.transaction()`
+            ensure_current(self._conn)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _tx(self):
+        return self.connection().transaction()
+
+    def _q(self, sql: str, params: tuple = ()):
+        return self.connection().execute(sql, params)
+
+    # building blocks
+    def _domain_id(self, name: str, lock: bool = True) -> int:
+        """The id of a domain, created if new, locked for this transaction."""
+        self._q("INSERT INTO relaykit.domains (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,))
+        lock_sql = " FOR UPDATE" if lock else ""
+        return self._q(f"SELECT id FROM relaykit.domains WHERE name = %s{lock_sql}", (name,)).fetchone()[0]
+
+    def _relay_host_id(self, hop: str) -> int:
+        host, port, mx = split_nexthop(hop)
+        row = self._q("SELECT id FROM relaykit.relay_hosts WHERE nexthop = %s", (hop,)).fetchone()
+        if row:
+            return row[0]
+        return self._q(
+            "INSERT INTO relaykit.relay_hosts (host, port, mx_lookup) VALUES (%s, %s, %s) "
+            "ON CONFLICT (nexthop) DO UPDATE SET host = EXCLUDED.host RETURNING id", (host, port, mx)).fetchone()[0]
+
+    def _relay_of(self, sender: str) -> str | None:
+        row = self._q("SELECT nexthops FROM relaykit.sender_relays WHERE sender_key = %s", (sender,)).fetchone()
+        return row[0] if row else None
+
+    def _link(self, table: str, column: str, owner: int, nexthops: tuple[str, ...]) -> None:
+        self._q(f"DELETE FROM relaykit.{table} WHERE {column} = %s", (owner,))
+        for position, hop in enumerate(nexthops):
+            self._q(f"INSERT INTO relaykit.{table} ({column}, position, relay_host_id) VALUES (%s, %s, %s)",
+                    (owner, position, self._relay_host_id(hop)))
+
+    # relays (postfix-relaymap.cf)
+    def set_relay(self, sender: str, nexthops: tuple[str, ...]) -> bool:
+        """Route `@domain` through `nexthops`; an empty tuple opts it out of the default relay."""
+        if not sender.startswith("@"):
+            return self.link(sender, nexthops)
+        with self._tx():
+            domain_id = self._domain_id(sender[1:])
+            before = (self._relay_of(sender), self._opted_out(domain_id))
+            self._link("domain_relays", "domain_id", domain_id, nexthops)
+            if nexthops:
+                self._q("DELETE FROM relaykit.opt_outs WHERE domain_id = %s", (domain_id,))
+            else:
+                self._q("INSERT INTO relaykit.opt_outs VALUES (%s) ON CONFLICT DO NOTHING", (domain_id,))
+            return before != (",".join(nexthops) or None, not nexthops)
+
+    def _opted_out(self, domain_id: int) -> bool:
+        return bool(self._q("SELECT 1 FROM relaykit.opt_outs WHERE domain_id = %s", (domain_id,)).fetchone())
+
+    def remove_relay(self, sender: str) -> bool:
+        with self._tx():
+            if not sender.startswith("@"):
+                kind, owner = self._sender_kind(sender)
+                if kind is None:
+                    return False
+                return self._q(
+                    f"DELETE FROM relaykit.{_LINKS[kind][0]} WHERE {_LINKS[kind][1]} = %s", (owner,)).rowcount > 0
+            row = self._q("SELECT id FROM relaykit.domains WHERE name = %s FOR UPDATE", (sender[1:],)).fetchone()
+            if not row:
+                return False
+            n = self._q("DELETE FROM relaykit.domain_relays WHERE domain_id = %s", row).rowcount
+            n += self._q("DELETE FROM relaykit.opt_outs WHERE domain_id = %s", row).rowcount
+            return n > 0
+
+    def _sender_kind(self, address: str) -> tuple[str | None, int | None]:
+        """Whether `address` is a user, an alias or an external sender address, and its id."""
+        for kind, table in (("user", "users"), ("alias", "aliases"), ("sender address", "sender_addresses")):
+            row = self._q(f"SELECT id FROM relaykit.{table} WHERE address = %s FOR UPDATE", (address,)).fetchone()
+            if row:
+                return kind, row[0]
+        return None, None
+
+    def link(self, address: str, nexthops: tuple[str, ...]) -> str:
+        """Route mail from one address through `nexthops`; returns its kind (user, alias...)."""
+        with self._tx():
+            kind, owner = self._sender_kind(address)
+            if kind is None:
+                raise RelaykitError(f"{address} is not a user, an alias or an external sender address "
+                                    "in the database: add it first")
+            if not nexthops:
+                raise RelaykitError(f"{address}: only a domain can be excluded from the default relay")
+            table, column = _LINKS[kind]
+            self._link(table, column, owner, nexthops)
+            return kind
+
+    # credentials (postfix-sasl-password.cf)
+    def set_credential(self, key: str, user: str, password: Secret) -> bool:
+        with self._tx():
+            if key.startswith("@"):
+                domain_id = self._domain_id(key[1:])
+                return self._q(
+                    "INSERT INTO relaykit.domain_credentials AS c VALUES (%s, %s, %s) ON CONFLICT (domain_id) "
+                    "DO UPDATE SET username = EXCLUDED.username, password = EXCLUDED.password "
+                    "WHERE (c.username, c.password) IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.password)",
+                    (domain_id, user, password.reveal())).rowcount > 0
+            relay_id = self._relay_host_id(key)
+            return self._q(
+                "UPDATE relaykit.relay_hosts SET username = %s, password = %s WHERE id = %s "
+                "AND (username, password) IS DISTINCT FROM (%s, %s)",
+                (user, password.reveal(), relay_id, user, password.reveal())).rowcount > 0
+
+    def remove_credential(self, key: str) -> bool:
+        with self._tx():
+            if key.startswith("@"):
+                return self._q("DELETE FROM relaykit.domain_credentials USING relaykit.domains d "
+                               "WHERE d.id = domain_id AND d.name = %s", (key[1:],)).rowcount > 0
+            return self._q("UPDATE relaykit.relay_hosts SET username = NULL, password = NULL "
+                           "WHERE nexthop = %s AND username IS NOT NULL", (key,)).rowcount > 0
+
+    # accounts and aliases (postfix-accounts.cf, postfix-virtual.cf)
+    def set_account(self, address: str, password_hash: Secret) -> bool:
+        with self._tx():
+            domain_id = self._domain_id(_domain_of(address))
+            return self._q(
+                "INSERT INTO relaykit.users AS u (address, domain_id, password_hash) VALUES (%s, %s, %s) "
+                "ON CONFLICT (address) DO UPDATE SET password_hash = EXCLUDED.password_hash "
+                "WHERE u.password_hash <> EXCLUDED.password_hash",
+                (address, domain_id, password_hash.reveal())).rowcount > 0
+
+    def remove_account(self, address: str) -> bool:
+        with self._tx():
+            return self._q("DELETE FROM relaykit.users WHERE address = %s", (address,)).rowcount > 0
+
+    def set_alias(self, address: str, targets: tuple[str, ...]) -> bool:
+        with self._tx():
+            domain_id = self._domain_id(_domain_of(address))
+            return self._q(
+                "INSERT INTO relaykit.aliases AS a (address, domain_id, targets) VALUES (%s, %s, %s) "
+                "ON CONFLICT (address) DO UPDATE SET targets = EXCLUDED.targets "
+                "WHERE a.targets <> EXCLUDED.targets", (address, domain_id, list(targets))).rowcount > 0
+
+    def remove_alias(self, address: str) -> bool:
+        with self._tx():
+            return self._q("DELETE FROM relaykit.aliases WHERE address = %s", (address,)).rowcount > 0
+
+    def set_sender_address(self, address: str, user: str) -> bool:
+        """Let the user `user` send as `address`, hosted elsewhere."""
+        with self._tx():
+            row = self._q("SELECT id FROM relaykit.users WHERE address = %s", (user,)).fetchone()
+            if not row:
+                raise RelaykitError(f"{user} is not a user in the database")
+            return self._q(
+                "INSERT INTO relaykit.sender_addresses AS s (address, user_id) VALUES (%s, %s) "
+                "ON CONFLICT (address) DO UPDATE SET user_id = EXCLUDED.user_id "
+                "WHERE s.user_id <> EXCLUDED.user_id", (address, row[0])).rowcount > 0
+
+    # reading
+    def load(self):
+        """Everything as the file store's ConfigFiles, origins naming the database tables."""
+        from relaykit.configfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+
+        with self._tx():
+            rules = [RelayRule(key, tuple(hops.split(",")), Origin(f"{ORIGIN}:sender_relays"))
+                     for key, hops in self._q("SELECT sender_key, nexthops FROM relaykit.sender_relays "
+                                              "WHERE sender_key LIKE '@%%' ORDER BY 1")]
+            rules += [RelayRule("@" + name, (), Origin(f"{ORIGIN}:opt_outs"))
+                      for (name,) in self._q("SELECT d.name FROM relaykit.opt_outs o JOIN relaykit.domains d "
+                                             "ON d.id = o.domain_id ORDER BY 1")]
+            creds = [Credential(key, value.partition(":")[0], Secret(value.partition(":")[2]),
+                                Origin(f"{ORIGIN}:sasl_passwords"))
+                     for key, value in self._q("SELECT sasl_key, credentials FROM relaykit.sasl_passwords ORDER BY 1")]
+            accounts = [Account(a, Secret(h), Origin(f"{ORIGIN}:users"))
+                        for a, h in self._q("SELECT address, password_hash FROM relaykit.users ORDER BY 1")]
+            aliases = [Alias(a, tuple(t), Origin(f"{ORIGIN}:aliases"))
+                       for a, t in self._q("SELECT address, targets FROM relaykit.aliases ORDER BY 1")]
+        return ConfigFiles(tuple(rules), tuple(creds), tuple(accounts), tuple(aliases),
+                           relaymap_exists=True, sasl_exists=True)
+
+    def import_files(self, files) -> dict[str, int]:
+        """Copy a parsed DMS config directory (configfiles.ConfigFiles) in, in ONE transaction."""
+        with self._tx():
+            for account in files.accounts:
+                self.set_account(account.address, account.password_hash)
+            for alias in files.aliases:
+                self.set_alias(alias.address, alias.targets)
+            for rule in files.relay_rules:
+                self.set_relay(rule.sender, rule.nexthops)
+            for cred in files.credentials:
+                self.set_credential(cred.key, cred.user, cred.password)
+        return {"relay rules": len(files.relay_rules), "credentials": len(files.credentials),
+                "accounts": len(files.accounts), "aliases": len(files.aliases)}
+
+
+# link table and its owner column, by sender kind
+_LINKS = {"user": ("user_relays", "user_id"), "alias": ("alias_relays", "alias_id"),
+          "sender address": ("sender_address_relays", "sender_address_id")}

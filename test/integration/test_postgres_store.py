@@ -1,0 +1,290 @@
+"""The PostgreSQL store: `setup relay ...` has the file store's semantics (one contract
+suite, parametrized by store), and Postfix reads the result itself through pgsql: tables
+(real postmap -q, as the read-only role)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+
+import pytest
+
+from relaykit.secret import Secret
+from relaykit.stores.files import FileStore
+from relaykit.stores.postgres import PostgresStore
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def store_env(request, env):
+    """The `env` fixture bound to one store; `.store()` reads back what the CLI wrote."""
+    if request.param == "postgresql":
+        db = request.getfixturevalue("pgdb")
+        env.vars.update(db.vars())
+        env.store = lambda: PostgresStore(db.url)
+    else:
+        env.store = lambda: FileStore(env.config_dir)
+    env.kind = request.param
+    return env
+
+
+def routes(env) -> dict[str, tuple[str, ...]]:
+    store = env.store()
+    return {r.sender: r.nexthops for r in store.load().relay_rules}
+
+
+def logins(env) -> dict[str, tuple[str, str]]:
+    return {c.key: (c.user, c.password.reveal()) for c in env.store().load().credentials}
+
+
+# --- the contract: same commands, same results, same exit codes, either store ---
+
+def test_add_domain_routes_the_domain_with_port_25_by_default(store_env):
+    assert store_env.run("setup", "relay", "add-domain", "Example.COM", "smtp.relay.test").returncode == 0
+    assert routes(store_env) == {"@example.com": ("[smtp.relay.test]:25",)}
+
+
+def test_add_domain_twice_replaces_the_route(store_env):
+    store_env.run("setup", "relay", "add-domain", "example.com", "old.test")
+    assert store_env.run("setup", "relay", "add-domain", "example.com", "new.test", "587").returncode == 0
+    assert routes(store_env) == {"@example.com": ("[new.test]:587",)}
+
+
+def test_exclude_domain_replaces_a_route_with_an_opt_out_and_back(store_env):
+    store_env.run("setup", "relay", "add-domain", "example.com", "relay.test")
+    assert store_env.run("setup", "relay", "exclude-domain", "example.com").returncode == 0
+    assert routes(store_env) == {"@example.com": ()}
+    store_env.run("setup", "relay", "add-domain", "example.com", "relay.test", "2525")
+    assert routes(store_env) == {"@example.com": ("[relay.test]:2525",)}
+
+
+def test_add_auth_sets_and_replaces_domain_credentials_without_printing_them(store_env):
+    store_env.run("setup", "relay", "add-auth", "example.com", "old", "x")
+    result = store_env.run("setup", "relay", "add-auth", "example.com", "apikey", input="n3w-s3cret\n")
+    assert result.returncode == 0, result.stderr
+    assert logins(store_env) == {"@example.com": ("apikey", "n3w-s3cret")}
+    assert "n3w-s3cret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("add-domain", "exa mple.com", "relay.test"),
+    ("add-domain", "example.com", "relay.test", "70000"),
+    ("add-domain", "example.com", "relay#.test"),
+    ("add-auth", "example.com", "us:er", "pw"),
+    ("add-auth", "example.com", "user", "pw with space"),
+    ("exclude-domain", "[relay.test]"),
+])
+def test_bad_input_exits_1_naming_the_problem_and_changes_nothing(store_env, args):
+    store_env.run("setup", "relay", "add-domain", "keep.test", "relay.test")
+    result = store_env.run("setup", "relay", *args)
+    assert result.returncode == 1
+    assert result.stderr.strip()
+    assert routes(store_env) == {"@keep.test": ("[relay.test]:25",)}
+    assert logins(store_env) == {}
+
+
+def test_unknown_relay_command_exits_2(store_env):
+    assert store_env.run("setup", "relay", "frobnicate").returncode == 2
+
+
+# --- the database only ---
+
+def test_schema_upgrade_is_idempotent(env, pgdb):
+    env.vars.update(pgdb.vars())
+    first = env.run("relaykit", "db", "upgrade")
+    second = env.run("relaykit", "db", "upgrade")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "0 migration(s) applied" in second.stdout
+    assert [r[0] for r in pgdb.sql("SELECT version FROM relaykit.schema_migrations ORDER BY 1")] == [1, 2]
+
+
+def test_relay_credentials_are_both_or_neither(pgdb):
+    import psycopg
+
+    with pytest.raises(psycopg.errors.CheckViolation):
+        pgdb.sql("INSERT INTO relaykit.relay_hosts (host, port, username) VALUES ('r.test', 25, 'u')")
+
+
+def test_unreachable_database_is_a_clear_error_exit_1(env, pg_server):
+    url = pg_server.url("postgres").replace(str(pg_server.port), "1")
+    result = env.run("setup", "relay", "add-domain", "example.com", "relay.test", RELAYKIT_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "RELAYKIT_DATABASE_URL: cannot connect to the database" in result.stderr
+    assert pg_server.ADMIN_PASSWORD not in result.stderr
+
+
+def test_link_finds_the_kind_of_each_address(env, pgdb):
+    env.vars.update(pgdb.vars())
+    store = PostgresStore(pgdb.url)
+    store.set_account("jane@example.com", Secret("{SHA512-CRYPT}x"))
+    store.set_alias("sales@example.com", ("jane@example.com",))
+    store.set_sender_address("jane@elsewhere.test", "jane@example.com")
+    for address, kind in (("jane@example.com", "user"), ("sales@example.com", "alias"),
+                          ("Jane@Elsewhere.test", "sender address")):
+        result = env.run("setup", "relay", "link", address, "relay.test", "587")
+        assert result.returncode == 0, result.stderr
+        assert f"({kind})" in result.stdout
+    assert dict(pgdb.sql("SELECT sender_key, nexthops FROM relaykit.sender_relays")) == {
+        "jane@example.com": "[relay.test]:587", "sales@example.com": "[relay.test]:587",
+        "jane@elsewhere.test": "[relay.test]:587"}
+    unknown = env.run("setup", "relay", "link", "nobody@example.com", "relay.test")
+    assert unknown.returncode == 1 and "nobody@example.com is not a user, an alias" in unknown.stderr
+
+
+def test_link_without_a_database_is_refused(env):
+    result = env.run("setup", "relay", "link", "jane@example.com", "relay.test")
+    assert result.returncode == 1 and "RELAYKIT_DATABASE_URL" in result.stderr
+
+
+def test_import_moves_a_dms_config_dir_into_the_database(env, pgdb):
+    env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test\n")
+    env.write("postfix-sasl-password.cf", "@a.test apikey:s3cret\n[relay.test]:587 relayuser:pw2\n")
+    env.write("postfix-accounts.cf", "jane@c.test|{SHA512-CRYPT}$6$hash\n")
+    env.write("postfix-virtual.cf", "sales@c.test jane@c.test,bob@c.test\n")
+    env.vars.update(pgdb.vars())
+    result = env.run("setup", "relay", "import")
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    loaded = PostgresStore(pgdb.url).load()
+    assert {r.sender: r.nexthops for r in loaded.relay_rules} == {"@a.test": ("[relay.test]:587",), "@b.test": ()}
+    assert {c.key: (c.user, c.password.reveal()) for c in loaded.credentials} == {
+        "@a.test": ("apikey", "s3cret"), "[relay.test]:587": ("relayuser", "pw2")}
+    assert [(a.address, a.password_hash.reveal()) for a in loaded.accounts] == [("jane@c.test", "{SHA512-CRYPT}$6$hash")]
+    assert [(a.address, a.targets) for a in loaded.aliases] == [("sales@c.test", ("jane@c.test", "bob@c.test"))]
+
+
+def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
+    env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
+    env.vars.update(pgdb.vars())
+    result = env.run("setup", "relay", "import")
+    assert result.returncode == 1
+    assert "postfix-relaymap.cf:2" in result.stderr
+    assert pgdb.sql("SELECT count(*) FROM relaykit.domains") == [(0,)]
+
+
+# --- what Postfix sees: pgsql: lookup files, queried by postmap as the read-only role ---
+
+HOSTILE = ["o'brien@example.com", "back\\slash@example.com", "x'; drop table relaykit.users; --@example.com",
+           "jürgen@example.com"]
+
+
+@pytest.fixture
+def configured(env, pgdb):
+    env.vars.update(pgdb.vars(), RELAY_HOST="default.relay.test", RELAY_PORT="2525")
+    store = PostgresStore(pgdb.url)
+    store.set_relay("@example.com", ("[domain.relay.test]:587",))
+    store.set_credential("@example.com", "apikey", Secret("dom'ain\\pw"))
+    for address in HOSTILE:
+        store.set_account(address, Secret("{PLAIN}x"))
+        store.link(address, ("[user.relay.test]:465",))
+    store.set_account("ann@managed.test", Secret("{PLAIN}x"))
+    store.set_relay("@optout.test", ())
+    store.set_account("bob@optout.test", Secret("{PLAIN}x"))
+    env.configure()
+    return env, pgdb
+
+
+def pgsql_lookup(env, name: str, key: str) -> str | None:
+    return env.postfix.query(f"pgsql:{env.postfix.config_dir / name}", key)
+
+
+@pytest.mark.parametrize("address", HOSTILE)
+def test_hostile_addresses_find_exactly_their_own_route(configured, address):
+    env, db = configured
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", address) == "[user.relay.test]:465"
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", address.replace("@", "x@")) is None
+    assert db.sql("SELECT count(*) FROM relaykit.users") == [(len(HOSTILE) + 2,)]
+
+
+def test_postfix_finds_domain_routes_credentials_and_this_nodes_default_relay(configured):
+    env, _ = configured
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "@example.com") == "[domain.relay.test]:587"
+    assert pgsql_lookup(env, "pgsql-sasl-passwords.cf", "@example.com") == "apikey:dom'ain\\pw"
+    assert pgsql_lookup(env, "pgsql-tls-policies.cf", "[user.relay.test]:465") == "encrypt"
+    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@managed.test") == "[default.relay.test]:2525"
+    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@optout.test") is None  # opted out
+    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@example.com") is None  # has its own
+    assert pgsql_lookup(env, "pgsql-sender-logins.cf", "ann@managed.test") == "ann@managed.test"
+    assert env.postfix.param("sender_dependent_relayhost_maps") == (
+        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-sender-relays.cf, "
+        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-default-relay.cf")
+
+
+def test_lookup_files_are_0640_root_postfix_and_use_the_read_only_role(configured):
+    env, db = configured
+    for path in env.postfix.config_dir.glob("pgsql-*.cf"):
+        info = path.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o640, path
+        assert (info.st_uid, info.st_gid) == (0, grp.getgrnam("postfix").gr_gid), path
+        assert "relaykit_reader" in path.read_text() and db.server.ADMIN_PASSWORD not in path.read_text()
+
+
+def test_the_read_only_role_reads_the_views_and_nothing_else(configured):
+    import psycopg
+
+    _, db = configured
+    with psycopg.connect(db.reader_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM relaykit.sender_relays").fetchone()[0] > 0
+        for statement in ("SELECT password FROM relaykit.relay_hosts", "SELECT * FROM relaykit.users",
+                          "DELETE FROM relaykit.domains"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def test_configure_with_the_database_prints_no_password(configured):
+    env, db = configured
+    result = env.configure()
+    for secret in (db.server.ADMIN_PASSWORD, "dom'ain\\pw", "r'ead"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_concurrent_commands_never_lose_an_entry(store_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    domains = [f"d{i}.test" for i in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda d: store_env.run("setup", "relay", "add-domain", d, "relay.test"), domains))
+    assert [r.returncode for r in results] == [0] * len(domains), [r.stderr for r in results]
+    assert routes(store_env) == {f"@{d}": ("[relay.test]:25",) for d in domains}
+
+
+def test_utf8_values_come_back_to_postfix_as_the_same_bytes(configured):
+    env, db = configured
+    store = PostgresStore(db.url)
+    store.set_alias("team@managed.test", ("jürgen@example.com", "zoë@example.com"))
+    assert pgsql_lookup(env, "pgsql-virtual-aliases.cf", "team@managed.test") == "jürgen@example.com,zoë@example.com"
+    assert pgsql_lookup(env, "pgsql-managed-domains.cf", "managed.test") == "managed.test"
+
+
+def test_account_and_alias_methods_say_whether_anything_changed(pgdb):
+    store = PostgresStore(pgdb.url)
+    assert store.set_account("jane@example.com", Secret("{PLAIN}a")) is True
+    assert store.set_account("jane@example.com", Secret("{PLAIN}a")) is False
+    assert store.set_account("jane@example.com", Secret("{PLAIN}b")) is True
+    assert store.set_alias("sales@example.com", ("jane@example.com",)) is True
+    assert store.set_alias("sales@example.com", ("jane@example.com",)) is False
+    assert store.remove_alias("sales@example.com") is True
+    assert store.remove_alias("sales@example.com") is False
+    assert store.remove_account("jane@example.com") is True
+    assert store.remove_account("jane@example.com") is False
+    assert store.remove_relay("@nowhere.test") is False
+    loaded = store.load()
+    assert (loaded.accounts, loaded.aliases) == ((), ())
+
+
+def test_configure_creates_the_schema_of_an_empty_database(env, pg_server):
+    name = pg_server.database()
+    env.vars["RELAYKIT_DATABASE_URL"] = pg_server.url(name)
+    result = env.configure()
+    assert "RELAYKIT_POSTFIX_DATABASE_URL" in result.stdout + result.stderr  # the admin-role warning
+    assert pg_server.sql("SELECT max(version) FROM relaykit.schema_migrations", name) == [(2,)]
+    assert env.run("setup", "relay", "add-domain", "x.test", "relay.test").returncode == 0
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "@x.test") == "[relay.test]:25"
+
+
+def test_configure_with_the_database_down_still_configures_postfix_and_warns(env, pg_server):
+    env.vars["RELAYKIT_DATABASE_URL"] = pg_server.url("postgres").replace(str(pg_server.port), "1")
+    result = env.configure()
+    assert "cannot connect to the database" in result.stdout + result.stderr
+    assert pg_server.ADMIN_PASSWORD not in result.stdout + result.stderr
+    assert env.postfix.param("sender_dependent_relayhost_maps").startswith("proxy:pgsql:")

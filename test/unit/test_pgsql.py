@@ -1,0 +1,72 @@
+"""The PostgreSQL plan (pure): which lookup files and main.cf parameters, from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relaykit import pgsql
+from relaykit.errors import ConfigError
+from relaykit.secret import Secret
+from relaykit.settings import Settings, load
+
+ADMIN = "postgresql://admin:adm%21n@db.internal:6543/relaykit"
+READER = "postgresql://reader:r%27e%5Cad@db.internal:6543/relaykit"
+
+
+def settings(**kw) -> Settings:
+    base = dict(mail_config=Path("/etc/pf"), database_url=Secret(ADMIN), postfix_database_url=Secret(READER))
+    return Settings(**{**base, **kw})
+
+
+def test_postfix_asks_the_database_for_routes_credentials_tls_and_sender_logins():
+    plan = pgsql.build(settings(), "lmdb")
+    assert plan.params["sender_dependent_relayhost_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-relays.cf"
+    assert plan.params["smtp_sasl_password_maps"] == "proxy:pgsql:/etc/pf/pgsql-sasl-passwords.cf, lmdb:/etc/pf/sasl_passwd"
+    assert plan.params["smtp_tls_policy_maps"] == "proxy:pgsql:/etc/pf/pgsql-tls-policies.cf, lmdb:/etc/pf/tls_policy"
+    assert plan.params["smtpd_sender_login_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-logins.cf"
+    assert plan.params["smtp_sender_dependent_authentication"] == "yes"
+    assert plan.table("relayhost_map") is None
+    assert plan.warnings == ()
+
+
+def test_lookup_files_hold_the_reader_password_as_its_own_setting_mode_0640_postfix():
+    table = pgsql.build(settings(), "lmdb").table(pgsql.SENDER_RELAYS)
+    assert (table.secret, table.group, table.indexed) == (True, "postfix", False)
+    assert table.lines[1:5] == ("hosts = inet:db.internal:6543", "user = reader", "password = r'e\\ad",
+                                "dbname = relaykit")
+    assert "reader" in table.text() and "admin" not in table.text()
+    assert "'%s'" in table.lines[-1] and table.lines[-1].startswith("query = SELECT")
+
+
+def test_relay_host_adds_this_nodes_default_relay_after_the_databases_routes():
+    plan = pgsql.build(settings(relay_host="relay.test", relay_port=587), "hash")
+    assert plan.params["sender_dependent_relayhost_maps"].split(", ") == [
+        "proxy:pgsql:/etc/pf/pgsql-sender-relays.cf", "proxy:pgsql:/etc/pf/pgsql-default-relay.cf"]
+    assert "SELECT '[relay.test]:587' FROM relaykit.default_relay_senders" in plan.table(pgsql.DEFAULT_RELAY).text()
+    assert plan.table("tls_policy").lines == ("[relay.test]:587 encrypt",)
+
+
+def test_without_a_reader_url_postfix_uses_the_admin_one_with_a_warning():
+    plan = pgsql.build(settings(postfix_database_url=None), "hash")
+    assert "user = admin" in plan.table(pgsql.SENDER_RELAYS).lines
+    assert "RELAYKIT_POSTFIX_DATABASE_URL" in plan.warnings[0]
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@h/db", "host=db dbname=x", "postgresql://u:p@h:99999/db",
+                                 "postgresql://:p@h/db"])
+def test_a_bad_reader_url_is_a_config_error_naming_the_variable(url):
+    with pytest.raises(ConfigError) as error:
+        pgsql.build(settings(postfix_database_url=Secret(url)), "hash")
+    assert error.value.origin == "RELAYKIT_POSTFIX_DATABASE_URL"
+
+
+def test_settings_read_the_database_url_from_a_file_and_refuse_both(tmp_path):
+    secret = tmp_path / "url"
+    secret.write_text(ADMIN + "\n")
+    assert load({"RELAYKIT_DATABASE_URL_FILE": str(secret)}).database_url == Secret(ADMIN)
+    with pytest.raises(ConfigError) as error:
+        load({"RELAYKIT_DATABASE_URL_FILE": str(secret), "RELAYKIT_DATABASE_URL": ADMIN})
+    assert error.value.origin == "RELAYKIT_DATABASE_URL_FILE"
+    assert ADMIN not in repr(load({"RELAYKIT_DATABASE_URL": ADMIN}))
