@@ -18,8 +18,9 @@ ENV MAIL_CONFIG=/etc/postfix \
 # mail queue: mail accepted but not yet relayed survives a restart or an upgrade.
 VOLUME ["/tmp/docker-mailserver", "/var/spool/postfix"]
 
-# 25: SMTP from your applications (mynetworks); 587: submission with login, when enabled.
-EXPOSE 25 587
+# 25: SMTP from trusted networks (PERMIT_NETWORKS / PERMIT_DOCKER); 587 (STARTTLS) and
+# 465 (implicit TLS): submission with login, when ENABLE_SUBMISSION is set.
+EXPOSE 25 587 465
 
 # `relaykit start` stops Postfix on SIGTERM with `postfix stop`: the queue stays on disk
 # (nothing is flushed away) and is delivered after the next start.
