@@ -9,7 +9,7 @@ setup(
     packages=find_packages("target"),
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13"],
     extras_require={
-        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1"],
+        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "hypothesis>=6"],
     },
     entry_points={
         "console_scripts": [

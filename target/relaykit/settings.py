@@ -40,6 +40,9 @@ class Settings:
     relay_password: Secret | None = None
     table_type: str | None = None  # None: Postfix's default_database_type
     log_level: str = "info"
+    # RELAYKIT_TLS_SECURE: relay next hops whose certificate must verify (tls_policy
+    # `secure`) instead of only being encrypted (`encrypt`, the default).
+    tls_secure: tuple[str, ...] = ()
 
     @property
     def default_relay(self) -> tuple[str, ...]:
@@ -138,6 +141,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         relay_password=Secret(password) if password else None,
         table_type=table_type,
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
+        tls_secure=checked("RELAYKIT_TLS_SECURE", lambda v: validate.nexthops(v, "RELAYKIT_TLS_SECURE"),
+                           env.get("RELAYKIT_TLS_SECURE")) or (),
     )
 
 
