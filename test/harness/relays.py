@@ -73,6 +73,14 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.relay.drop_data:
+            # The whole message came in; the connection dies before the final reply: the
+            # client cannot know whether it was taken (Postfix: "lost connection ... while
+            # sending end of data -- message may be sent more than once"). Not recorded.
+            with self.relay.lock:
+                self.relay.dropped += 1
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"
         if self.relay.data_reply:
             return self.relay.data_reply
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
@@ -96,6 +104,8 @@ class CaptureRelay:
         self.lock = threading.Lock()
         self.rcpt_reply: str | None = None  # e.g. "451 4.3.0 try later" to refuse
         self.data_reply: str | None = None
+        self.drop_data = False  # abort the connection at the end of DATA, before replying
+        self.dropped = 0
         self.controller: Controller | None = None
 
     @property
