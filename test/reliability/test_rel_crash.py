@@ -17,7 +17,7 @@ import pytest
 from relaykit import configfiles
 from relaykit.editor import Locked
 
-from conftest import BIN
+from e2e.conftest import BIN
 from test_rel_roundtrip import TABLES, assert_postfix_reads_the_plan, dump
 
 RELAYMAP = configfiles.RELAYMAP

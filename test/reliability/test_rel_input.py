@@ -148,7 +148,7 @@ def _distinct(values: dict[str, str], name: str) -> bool:
     finding it in a message means that value leaked."""
     value = values.get(name, "")
     others = [v for k, v in values.items() if k != name] + ENV_NAMES + ["Settings", "PosixPath", "relaykit"]
-    return len(value) >= 4 and not any(value in other for other in others)
+    return len(value) >= 6 and not value.isalpha() and not any(value in other for other in others)
 
 
 def prop_settings_load_or_refuse_naming_the_variable(values, env_file_text):

@@ -17,7 +17,7 @@ from harness.postfix_instance import PostfixInstance
 from relaykit import validate
 from relaykit.configure import prepare
 
-from conftest import BIN
+from e2e.conftest import BIN
 from strategies import ASCII_DOMAIN, DOMAINS, FILE_TEXT, HOSTS, PASSWORDS, PORTS, USERS
 from test_rel_input import STDIN_PASSWORD, _run_setup
 
