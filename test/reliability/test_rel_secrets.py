@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,34 @@ def test_no_program_configure_runs_gets_a_credential_on_its_command_line(env, sh
     assert not leaks(result.stdout + result.stderr)
 
 
+def test_ps_never_shows_a_credential_while_configure_runs(env):
+    """What ps(1) shows: every process's /proc/<pid>/cmdline, polled while configure runs."""
+    configured(env)
+    seen: set[bytes] = set()
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    seen.add(cmdline.read_bytes())
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    try:
+        for i in range(4):  # each run rewrites the tables: postmap and postconf run every time
+            env.vars["RELAY_PASSWORD"] = f"{ENV_PASSWORD}{i}"
+            env.configure()
+    finally:
+        done.set()
+        thread.join()
+    argv = b"\n".join(seen).replace(b"\0", b" ").decode(errors="replace")
+    assert "postmap" in argv or "postconf" in argv, "the poll saw none of configure's children"
+    assert not leaks(argv), "a credential was on a command line"
+
+
 def test_credentials_are_only_in_the_0600_tables(env):
     configured(env)
     env.configure()
@@ -110,3 +139,17 @@ def test_postfix_log_of_a_real_authenticated_delivery_holds_no_credential(mailru
     assert not leaks(log, (*ALL, *encoded))
     assert {a.password for a in wrong.auth_attempts} == {FILE_PASSWORDS[0]}  # it was tried, over TLS
     assert all(a.tls for a in relay.auth_attempts + wrong.auth_attempts)
+
+
+def test_tls_secure_makes_a_relay_verified_and_is_validated(env):
+    env.vars.update(RELAY_HOST="smtp.relay.test", RELAY_PORT="587")
+    env.write("postfix-relaymap.cf", "@two.example [other.test]:25\n")
+    env.write("postfix-accounts.cf", "a@one.example|{PLAIN}x\n")
+    result = env.configure(RELAYKIT_TLS_SECURE="[smtp.relay.test]:587, [nowhere.test]:25")
+    assert env.lookup("tls_policy", "[smtp.relay.test]:587") == "secure"
+    assert env.lookup("tls_policy", "[other.test]:25") == "encrypt"
+    assert "RELAYKIT_TLS_SECURE: [nowhere.test]:25 is not a relay next hop" in result.stderr
+    before = env.table("tls_policy")
+    refused = env.run("relaykit", "configure", RELAYKIT_TLS_SECURE="[bad host]:x")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: RELAYKIT_TLS_SECURE: ")
+    assert env.table("tls_policy") == before
