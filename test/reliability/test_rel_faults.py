@@ -1,5 +1,5 @@
-"""Relay faults over real SMTP: the relay is down, answers 4xx, drops the connection at the
-end of DATA, or shows a certificate that does not verify where RELAYKIT_TLS_SECURE demands
+"""Relay faults over real SMTP: the relay is down, answers 4xx, drops the connection in the
+middle of the message or at the end of DATA (before its reply), or shows a certificate that does not verify where RELAYKIT_TLS_SECURE demands
 it. Every time: the mail is deferred, then delivered once the relay recovers; every message
 arrives, none twice, the queue ends empty."""
 
@@ -97,16 +97,21 @@ def relay_4xx(mailrun, count: int) -> None:
     wait_all_delivered(mailrun, relay, first + second)
 
 
-def relay_drops_in_data(mailrun, count: int) -> None:
+def relay_drops_in_data(mailrun, count: int, where: str = "drop_mid_data") -> None:
     relay = mailrun.relay("drop", users={"user": "pw-Zq9"})
     configure_relay(mailrun, relay)
-    relay.drop_data = True
+    setattr(relay, where, True)
     offset = len(mailrun.postfix.log())
     subjects = send_many(mailrun, count, "drop")
     wait_deferred(mailrun, count, offset)
+    mailrun.postfix.wait_log(r"lost connection with .* while sending (message content|end of data)", after=offset)
     assert relay.dropped and not relay.messages
-    relay.drop_data = False
+    setattr(relay, where, False)
     wait_all_delivered(mailrun, relay, subjects)
+
+
+def relay_drops_at_end_of_data(mailrun, count: int) -> None:
+    relay_drops_in_data(mailrun, count, "drop_data")
 
 
 def relay_unverified_certificate(mailrun, count: int, tmp_path) -> None:
@@ -129,7 +134,8 @@ def relay_unverified_certificate(mailrun, count: int, tmp_path) -> None:
     assert {m.login for m in fixed.messages} == {"user"}
 
 
-FAULTS = {"down": relay_down, "4xx": relay_4xx, "drop-in-data": relay_drops_in_data}
+FAULTS = {"down": relay_down, "4xx": relay_4xx, "drop-mid-data": relay_drops_in_data,
+          "drop-at-end-of-data": relay_drops_at_end_of_data}
 
 
 @pytest.mark.parametrize("fault", [*FAULTS, "unverified-certificate"])
