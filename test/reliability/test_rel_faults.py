@@ -1,7 +1,8 @@
 """Relay faults over real SMTP: the relay is down, answers 4xx, drops the connection in the
 middle of the message or at the end of DATA (before its reply), or shows a certificate
-that does not verify where RELAYKIT_TLS_SECURE demands it. Every time: the mail is deferred, then delivered once the relay recovers; every message
-arrives, none twice, the queue ends empty."""
+that does not verify where RELAYKIT_TLS_SECURE demands it. Every time: the mail is
+deferred, then delivered once the relay recovers; every message arrives, none twice, the
+queue ends empty."""
 
 from __future__ import annotations
 
