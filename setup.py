@@ -13,7 +13,7 @@ setup(
                       "psycopg[binary]>=3.1"],  # PostgreSQL store; imported only when configured
     package_data={"relaykit.db": ["*.sql"]},
     extras_require={
-        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6"],
+        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6"],
         "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],
     },
     entry_points={

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit.editor import write_atomic
+from relaykit.editor import Locked, write_atomic
 from relaykit.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 from relaykit import routetables
 from relaykit.postfix import INDEXED_SUFFIX, Postfix
@@ -74,6 +74,13 @@ def _read_state(directory: Path) -> dict[str, dict[str, str]]:
 
 
 def apply(plan: Plan, postfix: Postfix) -> Changes:
+    # One apply at a time per MAIL_CONFIG (the daemon's reload and a manual configure):
+    # interleaved, one could compile or record the other's half-written state.
+    with Locked(postfix.config_dir / STATE_FILE):
+        return _apply(plan, postfix)
+
+
+def _apply(plan: Plan, postfix: Postfix) -> Changes:
     directory = postfix.config_dir
     changed_tables = []
     to_compile = []
@@ -84,7 +91,10 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
         if written:
             changed_tables.append(table.name)
             postfix.cool_down(table.name)  # texthash tables are read through load_file too
-        if compiled and (written or not compiled.exists() or compiled.stat().st_mtime < path.stat().st_mtime):
+        # st_ctime, not st_mtime: cool_down dates the source's mtime back, so a run killed
+        # between writing the source and postmap would leave an old compiled table that
+        # looks newer than its source. The ctime of the source is when we last wrote it.
+        if compiled and (written or not compiled.exists() or compiled.stat().st_mtime < path.stat().st_ctime):
             to_compile.append(path)
     postfix.postmap(plan.table_type, to_compile)
     for table in plan.tables:

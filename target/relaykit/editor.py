@@ -81,9 +81,42 @@ class Locked:
         os.close(self.fd)  # closing the descriptor releases the flock
 
 
+def remove_stale_temps(path: str) -> None:
+    """Delete the temporary files of `path` left by writers killed before their rename.
+
+    A temp file is named after its writer's pid; one whose writer is gone is garbage
+    (never read: no table or config file name ends in `.tmp`). A live pid, even a reused
+    one, keeps its file: at worst a leftover stays until that pid is gone too.
+    """
+    directory, name = os.path.split(path)
+    prefix = f".{name}."
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return
+    for entry in names:
+        pid = entry[len(prefix):-len(".tmp")] if entry.startswith(prefix) and entry.endswith(".tmp") else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(directory, entry))
+            except FileNotFoundError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o644, *, uid: int = -1, gid: int = -1) -> None:
     """Replace `path` with `data` all at once: temp file, fsync, rename."""
     path = os.fspath(path)
+    remove_stale_temps(path)
     tmp = _beside(path, ".{name}.%d.tmp" % os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:

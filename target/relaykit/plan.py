@@ -185,6 +185,13 @@ def _credentials(settings: Settings, files: ConfigFiles) -> tuple[list[Credentia
     return list(creds.values()), warnings, errors
 
 
+def tls_level(settings: Settings, hop: str) -> str:
+    """`secure` (the certificate must verify for the next hop's name) for the hops listed
+    in RELAYKIT_TLS_SECURE, else `encrypt`: TLS is required either way, so credentials
+    never travel in clear; a relay that fails the policy gets its mail deferred, not lost."""
+    return "secure" if hop in settings.tls_secure else "encrypt"
+
+
 def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     """The complete plan, or ConfigError(s) naming every offending file:line."""
     relay_configured = bool(settings.default_relay_host or settings.relay_host or files.relaymap_exists
@@ -231,7 +238,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         Table(RELAYHOST_MAP, tuple(f"{r.sender} {','.join(r.nexthops)}" for r in routes
                                    if not r.sender.startswith("@."))),  # wildcards: routetables
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in creds), secret=True),
-        Table(TLS_POLICY, tuple(f"{hop} encrypt" for hop in hops)),
+        Table(TLS_POLICY, tuple(f"{hop} {tls_level(settings, hop)}" for hop in hops)),
     )
     params: dict[str, str] = {}
     if settings.default_relay_host:
@@ -247,6 +254,9 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     if files.sasl_exists or settings.relay_host:
         params["smtp_sender_dependent_authentication"] = "yes"
 
+    for hop in settings.tls_secure:
+        if hop not in hops:
+            warnings.append(f"RELAYKIT_TLS_SECURE: {hop} is not a relay next hop: it has no effect")
     optouts = tuple(Route(r.sender, (), r.origin) for r in explicit.values() if r.opted_out)
     recipient_routes = tuple(Route(r.sender, r.nexthops, r.origin, r.implicit_tls) for r in recipients.values())
     extra = routetables.build(routes, optouts, recipient_routes, creds, relayhost, table_type, directory)

@@ -45,6 +45,9 @@ class Settings:
     # read-only one Postfix's pgsql: lookups use (defaults to the admin one).
     database_url: Secret | None = None
     postfix_database_url: Secret | None = None
+    # RELAYKIT_TLS_SECURE: relay next hops whose certificate must verify (tls_policy
+    # `secure`) instead of only being encrypted (`encrypt`, the default).
+    tls_secure: tuple[str, ...] = ()
 
     @property
     def default_relay(self) -> tuple[str, ...]:
@@ -145,6 +148,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
         submission=_submission(env, origins),
         **_database_urls(environ),
+        tls_secure=checked("RELAYKIT_TLS_SECURE", lambda v: validate.nexthops(v, "RELAYKIT_TLS_SECURE"),
+                           env.get("RELAYKIT_TLS_SECURE")) or (),
     )
 
 

@@ -18,6 +18,7 @@ from relaykit.errors import RelaykitError
 # a few milliseconds (re and its enum imports alone cost ~5 ms).
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _SPACE_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return", "#": "'#'"}
+_SPACE_NAMES.update({chr(c): "bytes that are not UTF-8" for c in range(0xDC80, 0xDD00)})  # surrogateescape
 
 
 def _bad_char(value: str) -> str | None:
@@ -28,6 +29,8 @@ def _bad_char(value: str) -> str | None:
         return None
     for char in value:
         if char.isspace() or char == "#" or ord(char) < 0x20 or ord(char) == 0x7F:
+            return char
+        if 0xD800 <= ord(char) <= 0xDFFF:  # an argument that was not UTF-8 (surrogateescape)
             return char
     return None
 
@@ -118,7 +121,7 @@ def _ip(name: str, version: int, original: str, what: str) -> str:
 def port(value: str | int, what: str = "port") -> int:
     """A TCP port number, 1-65535."""
     text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:  # not "²", "٢٥"
         raise RelaykitError(f"{what} must be a number from 1 to 65535, not {str(value)!r}")
     return int(text)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from harness.postfix_instance import free_port
 
@@ -73,6 +73,14 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.relay.drop_data:
+            # The whole message came in; the connection dies before the final reply: the
+            # client cannot know whether it was taken (Postfix: "lost connection ... while
+            # sending end of data -- message may be sent more than once"). Not recorded.
+            with self.relay.lock:
+                self.relay.dropped += 1
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"
         if self.relay.data_reply:
             return self.relay.data_reply
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
@@ -81,6 +89,32 @@ class _Handler:
         with self.relay.lock:
             self.relay.messages.append(received)
         return "250 2.0.0 Ok: queued"
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's server, able to die in the middle of a message (CaptureRelay.drop_mid_data)."""
+
+    def __init__(self, relay: CaptureRelay, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.relay = relay
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if not (self.relay.drop_mid_data and self.envelope and self.envelope.rcpt_tos and not arg):
+            return await super().smtp_DATA(arg)
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self._reader.readuntil(b"\r\n")  # the first line of the message arrives...
+        with self.relay.lock:
+            self.relay.dropped += 1
+        self.transport.abort()  # ...and the connection is gone
+
+
+class _Controller(Controller):
+    def __init__(self, relay: CaptureRelay, *args, **kwargs) -> None:
+        self.relay = relay
+        super().__init__(*args, **kwargs)
+
+    def factory(self) -> SMTP:
+        return _SMTP(self.relay, self.handler, **self.SMTP_kwargs)
 
 
 class CaptureRelay:
@@ -96,6 +130,9 @@ class CaptureRelay:
         self.lock = threading.Lock()
         self.rcpt_reply: str | None = None  # e.g. "451 4.3.0 try later" to refuse
         self.data_reply: str | None = None
+        self.drop_data = False  # abort the connection at the end of DATA, before replying
+        self.drop_mid_data = False  # abort it after the first line of the message
+        self.dropped = 0
         self.controller: Controller | None = None
 
     @property
@@ -125,7 +162,7 @@ class CaptureRelay:
             kwargs.update(tls_context=self.ca.server_context(), require_starttls=False)
         elif self.tls == "implicit":
             kwargs.update(ssl_context=self.ca.server_context())
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+        self.controller = _Controller(self, _Handler(self), hostname="127.0.0.1", port=self.port,
                                      server_hostname="relay.test", ready_timeout=10, **kwargs)
         self.controller.start()
         return self

@@ -113,3 +113,9 @@ def main_guard(function, argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # e.g. a config path that is a file, a directory, read-only
+        from relaykit import ui
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        ui.error(f"{where}{exc.strerror or exc}")
+        return 1
