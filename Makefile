@@ -20,7 +20,7 @@ demo: install
 
 # Everything CI runs: unit, integration (real postconf/postmap), e2e (real SMTP), slow.
 test: install
-	$(NETNS) $(PY) -m pytest -m "" $(PYTEST_ARGS)
+	$(NETNS) $(PY) -m pytest -m "" --durations=15 $(PYTEST_ARGS)
 
 test-fast: install
 	$(NETNS) $(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
