@@ -84,10 +84,11 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
         _database_schema(prepared.settings.database_url.reveal())
     changes = apply_prepared(prepared)
     log.info(summary(prepared.plan))
-    from relaykit.overview import describe
+    if log.enabled("debug"):  # one line per sender: only worth building when shown
+        from relaykit.overview import describe
 
-    for line in describe(prepared.plan):
-        log.debug(line)
+        for line in describe(prepared.plan):
+            log.debug(line)
     if changes:
         log.debug(f"changed: {', '.join((*changes.tables, *changes.params))}")
     return prepared.plan, changes

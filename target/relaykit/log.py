@@ -17,6 +17,11 @@ def set_level(name: str) -> None:
     _threshold = LEVELS[name]
 
 
+def enabled(level: str) -> bool:
+    """Whether `level` is logged: skip building messages nobody will see."""
+    return LEVELS[level] >= _threshold
+
+
 def log(level: str, message: str) -> None:
     if LEVELS[level] >= _threshold:
         print(f"[ {_TAGS[level]:^9} ]  {message}", file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from relaykit.configfiles import ConfigFiles
 from relaykit.plan import Plan
-from relaykit.routing import resolve
+from relaykit.routing import Router
 
 # The row for mail whose sender has no entry of its own (it goes to `relayhost`).
 OTHER_SENDERS = "*"
@@ -47,13 +47,14 @@ def rows(plan: Plan, files: ConfigFiles | None = None) -> list[Row]:
     senders += [login.key for login in plan.logins if login.key.startswith("@")]
     if plan.relayhost:
         senders.append(OTHER_SENDERS)
+    router = Router(plan)  # indexed once: rows() stays linear in the number of senders
+    opted_out = {r.sender: r for r in files.relay_rules if r.opted_out} if files is not None else {}
     found = []
     for sender in dict.fromkeys(senders):
-        resolution = resolve(plan, sender)
+        resolution = router.resolve(sender)
         rule = str(resolution.origin) if resolution.origin else "no relay"
-        if files is not None and resolution.direct:
-            opted = next((r for r in files.relay_rules if r.sender == sender and r.opted_out), None)
-            rule = f"{opted.origin} (opted out)" if opted else rule
+        if resolution.direct and sender in opted_out:
+            rule = f"{opted_out[sender].origin} (opted out)"
         login = resolution.login
         found.append(Row(sender, resolution.nexthops, rule, login.user if login else None,
                          str(login.origin) if login else None))

@@ -81,3 +81,23 @@ def test_planning_is_linear_in_the_number_of_domains():
     # the fastest of several runs: other processes on the machine only ever add time
     small, large = min(timed(5_000) for _ in range(5)), min(timed(50_000) for _ in range(5))
     assert large < small * 10 * 3  # 10x the input, well under 30x the time (quadratic would be 100x)
+
+
+def test_overview_of_the_plan_is_linear_too():
+    """rows() feeds the start-up summary of every configure: one Router, not one per sender."""
+    from relaykit.overview import rows
+
+    def timed(n: int) -> float:
+        plan = build(Settings(relay_host="relay.test", mail_config=Path("/etc/postfix")),
+                     files(domains=[f"d{i}.test" for i in range(n)]), "hash")
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            rows(plan)
+            return time.perf_counter() - start
+        finally:
+            gc.enable()
+
+    timed(500)
+    small, large = min(timed(1_000) for _ in range(5)), min(timed(10_000) for _ in range(5))
+    assert large < small * 10 * 3  # quadratic would be 100x
