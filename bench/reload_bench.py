@@ -22,7 +22,6 @@ import signal
 import smtplib
 import statistics
 import subprocess
-import threading
 import time
 from pathlib import Path
 

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
 
-from harness.postfix_instance import PostfixInstance, wait_port  # noqa: E402
+from harness.postfix_instance import PostfixInstance  # noqa: E402
 from harness.relays import CaptureRelay, CertificateAuthority  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -103,7 +103,7 @@ def _catch_all_lines(values: list[tuple[str, str]], optouts, default: str) -> tu
 
 
 def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, directory: Path) -> Extra:
-    from relaykit.plan import Service, Table  # plan imports this module
+    from relaykit.plan import Table  # plan imports this module
 
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"

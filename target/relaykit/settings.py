@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from relaykit import validate
 from relaykit.errors import ConfigError, RelaykitError
 from relaykit.secret import Secret
+
+if TYPE_CHECKING:  # the annotation only: submission is imported when settings load it
+    from relaykit.submission import SubmissionSettings
 
 TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "texthash")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")

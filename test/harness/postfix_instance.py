@@ -146,11 +146,7 @@ class PostfixInstance:
         pid = self.master_pid()
         self.run("postfix", "stop", check=False)
         if pid:
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            reap(pid)
 
     def reload(self) -> None:
         self.run("postfix", "reload")
@@ -179,6 +175,15 @@ class PostfixInstance:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no log line matching {pattern!r} in {timeout}s:\n{self.log()[after:][-3000:]}")
             time.sleep(0.05)
+
+
+def reap(pid: int, timeout: float = 10.0) -> None:
+    """After asking a server to stop: wait for its PID to go, SIGKILL it if it does not."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:

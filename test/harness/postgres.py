@@ -9,16 +9,13 @@ relaykit node would; each test gets its own database (`database()`).
 from __future__ import annotations
 
 import glob
-import os
 import shutil
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.postfix_instance import free_port, wait_port
+from harness.postfix_instance import free_port, reap, wait_port
 
 
 def _bin_dir() -> Path:
@@ -79,11 +76,7 @@ class PostgresServer:
         pid = self.pid()
         self._as_postgres("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", check=False)
         if pid:
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            reap(pid)
 
     def url(self, dbname: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
         password = self.ADMIN_PASSWORD if password is None and user == "postgres" else password
@@ -102,11 +95,3 @@ class PostgresServer:
         name = "t_" + uuid.uuid4().hex[:12]
         self.sql(f"CREATE DATABASE {name}")
         return name
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -5,7 +5,6 @@ suite, parametrized by store), and Postfix reads the result itself through pgsql
 from __future__ import annotations
 
 import grp
-import os
 import stat
 
 import pytest

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from relaykit import configfiles
-from relaykit.editor import Locked
 
 from e2e.conftest import BIN
 from test_rel_roundtrip import TABLES, assert_postfix_reads_the_plan, dump

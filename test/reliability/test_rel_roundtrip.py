@@ -19,7 +19,7 @@ from relaykit.configure import prepare
 
 from e2e.conftest import BIN
 from strategies import ASCII_DOMAIN, DOMAINS, FILE_TEXT, HOSTS, PASSWORDS, PORTS, USERS
-from test_rel_input import STDIN_PASSWORD, _run_setup
+from test_rel_input import _run_setup
 
 QUICK = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 LONG = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

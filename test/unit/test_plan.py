@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.configfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+from relaykit.configfiles import Account, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import ConfigError
 from relaykit.plan import build
 from relaykit.secret import Secret
