@@ -13,9 +13,10 @@ PYTHON=${PYTHON:-python3}
 SRC=${SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian's packages: Postfix with the lmdb/pcre/pgsql map types, Dovecot for SASL,
-# Python. "No configuration" keeps the postfix package from writing a main.cf.
-packages="postfix postfix-lmdb postfix-pcre postfix-pgsql dovecot-core ca-certificates
+# Debian's packages: Postfix with the lmdb/pcre/pgsql map types, Dovecot for SASL (its
+# pgsql driver: passwords from the database store), Python. "No configuration" keeps the
+# postfix package from writing a main.cf.
+packages="postfix postfix-lmdb postfix-pcre postfix-pgsql dovecot-core dovecot-pgsql ca-certificates
   openssl python3 python3-venv procps util-linux iproute2"
 missing=""
 for p in $packages; do

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from relaykit import log
 from relaykit.apply import Changes, apply
 from relaykit.configfiles import ConfigFiles
-from relaykit.errors import ConfigError
 from relaykit.gcpause import paused_gc
 from relaykit.plan import Plan, build
 from relaykit.postfix import Postfix
@@ -30,27 +29,25 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
     settings = load(environ)
     log.set_level(settings.log_level)
-    if settings.database_url:  # Postfix reads the database itself: no files to load
-        from relaykit import pgsql
-
-        if settings.submission and settings.submission.enabled:
-            raise ConfigError("ENABLE_SUBMISSION does not work with RELAYKIT_DATABASE_URL yet: "
-                              "Dovecot checks passwords from postfix-accounts.cf only", "ENABLE_SUBMISSION")
-        postfix = Postfix(settings.mail_config)
-        table_type = settings.table_type or postfix.param("default_database_type")
-        return Prepared(settings, pgsql.build(settings, table_type), postfix)
-    with paused_gc():  # 100k-line configs: see gcpause.py
-        files = open_store(environ).load()
     postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
-    with paused_gc():
-        plan = build(settings, files, table_type)
+    files, login_map = None, None
+    if settings.database_url:  # Postfix (and Dovecot) read the database itself: no files to load
+        from relaykit import pgsql
+
+        plan = pgsql.build(settings, table_type)
+        login_map = plan.params["smtpd_sender_login_maps"]
+    else:
+        with paused_gc():  # 100k-line configs: see gcpause.py
+            files = open_store(environ).load()
+            plan = build(settings, files, table_type)
     if settings.submission and settings.submission.active:
         from relaykit import submission
         from relaykit.plan import combine
 
         networks = submission.trusted_networks(settings.submission)
-        plan = combine(plan, submission.build(settings, files, table_type, networks))
+        users = files if files is not None else ConfigFiles()  # the database's are not loaded
+        plan = combine(plan, submission.build(settings, users, table_type, networks, login_map))
     return Prepared(settings, plan, postfix, files)
 
 
@@ -107,11 +104,19 @@ def prepare_submission(prepared: Prepared) -> bool:
         log.warn("Mail clients cannot verify it. Set SSL_TYPE=manual, SSL_CERT_PATH and SSL_KEY_PATH.")
         log.warn("!" * 72)
     layout = dovecot.layout_for(settings, prepared.postfix)
-    config_changed, passwd_changed = dovecot.write(layout, prepared.files.accounts if prepared.files else ())
+    if prepared.files is None:  # the database store: Dovecot asks PostgreSQL
+        from relaykit.pgsql import connection
+
+        database = connection((settings.postfix_database_url or settings.database_url).reveal())
+        config_changed, passwd_changed = dovecot.write(layout, (), database)
+        accounts = "accounts in PostgreSQL"
+    else:
+        config_changed, passwd_changed = dovecot.write(layout, prepared.files.accounts)
+        accounts = f"{len(prepared.files.accounts)} account(s)"
     if config_changed or passwd_changed:
         log.debug(f"dovecot: wrote {layout.directory}")
     listening = ", ".join(s.name for s in prepared.plan.services if s.command == "smtpd") or "no port"
-    log.info(f"submission: {listening}; {len(prepared.files.accounts) if prepared.files else 0} account(s)")
+    log.info(f"submission: {listening}; {accounts}")
     return config_changed
 
 

@@ -10,7 +10,8 @@ What Postfix ends up with (postconf(5), master(5), SASL_README):
 - `smtpd_tls_auth_only = yes`: AUTH is never offered before STARTTLS, so a password never
   crosses the network in clear, whatever the port.
 - `smtpd_sasl_type = dovecot`, `smtpd_sasl_path = private/auth`: Dovecot (dovecot.py)
-  checks the passwords of postfix-accounts.cf through a socket in Postfix's queue dir.
+  checks the passwords of postfix-accounts.cf (or of the database store's users) through
+  a socket in Postfix's queue dir.
 - Port 25 relays for trusted networks only: `mynetworks` is the container's own loopback
   address plus PERMIT_NETWORKS / PERMIT_DOCKER; main.cf's smtpd_relay_restrictions
   (permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination) do the rest,
@@ -96,9 +97,11 @@ def _listen(address: str | None, port: int, default_port: int, default_name: str
     return default_name if port == default_port else str(port)
 
 
-def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
+def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tuple[str, ...] = (),
+          login_map: str | None = None) -> Plan:
     """The submission plan; `networks` are the PERMIT_DOCKER networks the edge found
-    (trusted_networks)."""
+    (trusted_networks). `login_map`: the database's smtpd_sender_login_maps lookup
+    (pgsql.py), whose accounts and aliases are in the database, not in `files`."""
     sub: SubmissionSettings = settings.submission
     if sub is None or not sub.active:
         return Plan(table_type=table_type)
@@ -107,10 +110,11 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
     if not sub.enabled:
         return Plan(params=params, table_type=table_type)
 
-    from relaykit.dovecot import render_passwd
-
-    render_passwd(files.accounts)  # an account Dovecot could not read fails here, before any change
     mail_config = settings.mail_config
+    if login_map is None:
+        from relaykit.dovecot import render_passwd
+
+        render_passwd(files.accounts)  # an account Dovecot could not read fails here, before any change
     cert, key = tls_files(sub, mail_config)
     params.update({
         "smtpd_tls_cert_file": str(cert),
@@ -121,7 +125,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
         "smtpd_sasl_type": "dovecot",
         "smtpd_sasl_path": AUTH_SOCKET,
         "smtpd_sasl_security_options": "noanonymous",
-        "smtpd_sender_login_maps": _ref(table_type, mail_config, SENDER_LOGIN),
+        "smtpd_sender_login_maps": login_map or _ref(table_type, mail_config, SENDER_LOGIN),
     })
     # Commas, not spaces: master.cf -o values cannot hold whitespace.
     restrictions = (
@@ -138,6 +142,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
     if sub.submissions_port:
         name = _listen(sub.address, sub.submissions_port, 465, "submissions")
         services.append(_service(name, "submissions", ("smtpd_tls_wrappermode", "yes"), restrictions))
+    if login_map:
+        return Plan(params=params, services=tuple(services), table_type=table_type)
     warnings = ()
     if not files.accounts:
         warnings = ("ENABLE_SUBMISSION is set but postfix-accounts.cf has no account: nobody can log in "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relaykit.configfiles import Account, Alias, ConfigFiles, Origin
-from relaykit.dovecot import Layout, render_config, render_passwd
+from relaykit.dovecot import Layout, render_config, render_passwd, render_sql
 from relaykit.editor import replace_key
 from relaykit.errors import ConfigError
 from relaykit.plan import build as build_relay, combine
@@ -155,3 +155,41 @@ def test_an_account_dovecot_could_not_read_fails_the_plan():
     bad = ConfigFiles(accounts=(Account("c@x.test", Secret("{PLAIN}a b"), O),))
     with pytest.raises(ConfigError, match="postfix-accounts.cf:3"):
         build(settings(enabled=True), bad, "lmdb")
+
+
+# -- the database store: Dovecot's sql passdb, Postfix's login map from the database ----
+
+def test_with_the_database_store_logins_come_from_its_lookup_not_from_files():
+    plan = build(settings(enabled=True), ConfigFiles(), "lmdb", login_map="proxy:pgsql:/etc/postfix/logins.cf")
+    assert plan.params["smtpd_sender_login_maps"] == "proxy:pgsql:/etc/postfix/logins.cf"
+    assert plan.tables == () and plan.warnings == ()  # no sender_login file, no "no account"
+    assert {s.name for s in plan.services} == {"submission", "submissions"}
+
+
+def test_dovecot_config_for_the_database_store_uses_an_sql_passdb():
+    text = render_config(Layout(Path("/run/rk/dovecot"), Path("/var/spool/postfix/private/auth")), sql=True)
+    assert "driver = sql" in text and "args = /run/rk/dovecot/dovecot-sql.conf.ext" in text
+    assert "driver = passwd-file" not in text
+
+
+@pytest.mark.parametrize("hosts, expected", [
+    ("inet:db.example:5433", "host='db.example' port='5433' dbname"),
+    ("inet:::1:5432", "host='::1' port='5432' dbname"),
+    ("unix:/var/run/postgresql", "host='/var/run/postgresql' dbname"),
+])
+def test_dovecot_sql_connection_has_each_host_form(hosts, expected):
+    text = render_sql({"hosts": hosts, "user": "reader", "password": "pw", "dbname": "mail"})
+    assert f'connect = "{expected}' in text
+    assert "WHERE login = '%Lu'" in text  # Dovecot escapes %Lu for SQL itself
+
+
+def test_dovecot_sql_connection_quotes_the_password_for_libpq_then_for_dovecot():
+    text = render_sql({"hosts": "inet:db:5432", "user": "u", "password": 'p\'w\\x "y" #z', "dbname": "d"})
+    libpq = r"""password='p\'w\\x "y" #z'"""  # conninfo: \ and ' escaped, single quotes
+    dovecot = libpq.replace("\\", "\\\\").replace('"', '\\"')  # then Dovecot's "..." string
+    assert f'{dovecot}"\n' in text
+
+
+def test_dovecot_sql_connection_refuses_a_newline():
+    with pytest.raises(ConfigError, match="RELAYKIT_POSTFIX_DATABASE_URL"):
+        render_sql({"hosts": "inet:db:5432", "user": "u", "password": "a\nb", "dbname": "d"})
