@@ -2,13 +2,18 @@
 
 Pure, like plan.py. Instead of relayhost_map/sasl_passwd files, main.cf points at
 pgsql_table(5) lookup files, one per question, each a single SELECT on one view of
-db/001_schema.sql. Postfix substitutes the lookup key for `%s` and escapes it with
+the schema (db/NNN_*.sql). Postfix substitutes the lookup key for `%s` and escapes it with
 libpq (PQescapeStringConn): nothing here quotes anything by hand.
 
 Tables Postfix may read through proxymap(8) (all of these are in proxy_read_maps) are
 given as `proxy:pgsql:`, so a node holds one pool of database connections, not one per
 smtp(8) process. A lookup that fails because the database is down is a temporary
 error: Postfix defers the mail (the queue keeps it) and retries; nothing bounces.
+
+Implicit TLS (465/2465) as with files: every database route also has its transport
+(view sender_transports: `smtp:` or `relaykit_smtps:`, the wrappermode client that
+always exists here), and DEFAULT_RELAY_HOST on such a port makes relaykit_smtps the
+default_transport.
 
 What stays per node, from its environment: DEFAULT_RELAY_HOST (relayhost), RELAY_HOST
 for managed domains with no relay of their own (a lookup file whose query returns that
@@ -24,11 +29,14 @@ from pathlib import Path
 from relaykit.configfiles import ConfigFiles
 from relaykit.errors import ConfigError
 from relaykit.plan import SASL_PASSWD, TLS_POLICY, Plan, Table, build as build_files
+from relaykit.routetables import SMTPS, implicit_port, sender_transport, smtp_service
 from relaykit.settings import Settings
 
 # one lookup file per question; the view each one reads (db/001_schema.sql)
 SENDER_RELAYS = "pgsql-sender-relays.cf"
 DEFAULT_RELAY = "pgsql-default-relay.cf"
+SENDER_TRANSPORTS = "pgsql-sender-transports.cf"
+DEFAULT_TRANSPORT = "pgsql-default-transport.cf"
 SASL_PASSWORDS = "pgsql-sasl-passwords.cf"
 TLS_POLICIES = "pgsql-tls-policies.cf"
 SENDER_LOGINS = "pgsql-sender-logins.cf"
@@ -37,6 +45,7 @@ MANAGED_DOMAINS = "pgsql-managed-domains.cf"
 
 QUERIES = {
     SENDER_RELAYS: ("nexthops", "sender_relays", "sender_key"),
+    SENDER_TRANSPORTS: ("transport", "sender_transports", "sender_key"),
     SASL_PASSWORDS: ("credentials", "sasl_passwords", "sasl_key"),
     TLS_POLICIES: ("policy", "tls_policies", "nexthop"),
     SENDER_LOGINS: ("login", "sender_logins", "sender"),
@@ -90,11 +99,12 @@ def connection(url: str) -> dict[str, str]:
     return {k: v for k, v in settings.items() if v}
 
 
-def _default_relay_query(hop: str) -> str:
-    # hop is a validated next hop ([host]:port: letters, digits, '.-:[]'): safe as a literal
-    if "'" in hop or "\\" in hop:
-        raise ValueError(f"unexpected character in next hop {hop!r}")
-    return f"SELECT '{hop}' FROM relaykit.default_relay_senders WHERE sender_key = relaykit.postfix_key('%s')"
+def _default_relay_query(value: str) -> str:
+    # a validated next hop ([host]:port: letters, digits, '.-:[]'), maybe after a transport
+    # name: safe as a literal
+    if "'" in value or "\\" in value:
+        raise ValueError(f"unexpected character in next hop {value!r}")
+    return f"SELECT '{value}' FROM relaykit.default_relay_senders WHERE sender_key = relaykit.postfix_key('%s')"
 
 
 def build(settings: Settings, table_type: str) -> Plan:
@@ -112,10 +122,13 @@ def build(settings: Settings, table_type: str) -> Plan:
         return f"{table_type}:{Path(directory, name)}"
 
     queries = {name: query(*spec) for name, spec in QUERIES.items()}
-    relay_maps = [ref(SENDER_RELAYS)]
+    relay_maps, transport_maps = [ref(SENDER_RELAYS)], [ref(SENDER_TRANSPORTS)]
     if settings.relay_nexthop:
-        queries[DEFAULT_RELAY] = _default_relay_query(settings.relay_nexthop)
+        hop = settings.relay_nexthop
+        queries[DEFAULT_RELAY] = _default_relay_query(hop)
+        queries[DEFAULT_TRANSPORT] = _default_relay_query(f"{sender_transport(implicit_port(hop))}:{hop}")
         relay_maps.append(ref(DEFAULT_RELAY))
+        transport_maps.append(ref(DEFAULT_TRANSPORT))
     lookups = tuple(Table(name, tuple(lookup_file(url, sql).splitlines()), secret=True, group="postfix",
                           indexed=False) for name, sql in queries.items())
     params = dict(node.params)
@@ -123,6 +136,9 @@ def build(settings: Settings, table_type: str) -> Plan:
         # postconf(5) sender_dependent_relayhost_maps: the address, then @domain, each in
         # every map in turn; the database's own entries win over this node's RELAY_HOST.
         "sender_dependent_relayhost_maps": ", ".join(relay_maps),
+        # The transport of each of those routes (implicit TLS on 465/2465 or STARTTLS),
+        # with the same keys and order; not the node's own files (they are not written).
+        "sender_dependent_default_transport_maps": ", ".join(transport_maps),
         # DB credentials (by @domain or relay), then this node's RELAY_USER.
         "smtp_sasl_password_maps": f"{ref(SASL_PASSWORDS)}, {local(SASL_PASSWD)}",
         "smtp_sender_dependent_authentication": "yes",
@@ -137,9 +153,18 @@ def build(settings: Settings, table_type: str) -> Plan:
     if settings.relay_nexthop and f"{settings.relay_nexthop} encrypt" not in tls:
         tls += (f"{settings.relay_nexthop} encrypt",)
     tables += (Table(TLS_POLICY, tls),) + lookups
+    params.pop("default_transport", None)
+    if node.relayhost and implicit_port(node.relayhost[0]):
+        # DEFAULT_RELAY_HOST on 465/2465: what no map routes goes to relayhost, by wrappermode
+        params["default_transport"] = SMTPS
+    # The wrappermode transport always exists: a 465 route may be added to the database
+    # at any time, and Postfix must be able to use it at once, with no reconfigure.
+    services = node.services
+    if not any(s.name == SMTPS for s in services):
+        services += (smtp_service(SMTPS, implicit=True),)
     warnings = node.warnings
     if not settings.postfix_database_url:
         warnings += ("Postfix connects to the database with relaykit's admin role: set "
                      "RELAYKIT_POSTFIX_DATABASE_URL to a read-only role (member of relaykit_postfix)",)
-    return Plan(tables=tables, params=params, services=node.services, table_type=table_type,
+    return Plan(tables=tables, params=params, services=services, table_type=table_type,
                 relayhost=node.relayhost, warnings=warnings)

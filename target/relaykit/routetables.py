@@ -136,7 +136,7 @@ def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, 
             tables.append(Table(SENDER_TRANSPORT_WILDCARDS, wild, kind="pcre"))
             maps.append(ref(SENDER_TRANSPORT_WILDCARDS, "pcre"))
         params["sender_dependent_default_transport_maps"] = ", ".join(maps)
-        services.append(_smtp_service(SMTPS, implicit=True))
+        services.append(smtp_service(SMTPS, implicit=True))
 
     if recipient_routes:
         tables.append(Table(RECIPIENT_TRANSPORT, tuple(
@@ -144,12 +144,12 @@ def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, 
             for r in recipient_routes)))
         params["transport_maps"] = ref(RECIPIENT_TRANSPORT)
         for implicit in sorted({r.implicit_tls for r in recipient_routes}):
-            services.append(_smtp_service(sender_transport(implicit, recipient=True), implicit=implicit,
+            services.append(smtp_service(sender_transport(implicit, recipient=True), implicit=implicit,
                                           sender_auth=False))
     return Extra(tuple(tables), params, tuple(services), tuple(warnings))
 
 
-def _smtp_service(name: str, implicit: bool, sender_auth: bool = True):
+def smtp_service(name: str, implicit: bool, sender_auth: bool = True):
     from relaykit.plan import Service
 
     options = [("syslog_name", f"postfix/{name}")]

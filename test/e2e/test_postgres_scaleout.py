@@ -92,3 +92,28 @@ def test_database_down_defers_mail_and_it_flows_when_the_database_is_back(mailru
         assert mailrun.postfix.queue() == []
     finally:
         server.stop()
+
+
+def test_implicit_tls_relays_from_the_database_and_the_environment(mailrun, pgdb):
+    """Ports 465/2465 mean TLS from the first byte here too: a database route, this node's
+    RELAY_HOST and DEFAULT_RELAY_HOST, next to a STARTTLS route of the database."""
+    smtps = mailrun.relay("smtps", tls="implicit", port=465, users={"u1": "p1", "relay-user": "relay-pass"})
+    default = mailrun.relay("default", tls="implicit", port=2465, users={"node-user": "node-pass"})
+    starttls = mailrun.relay("starttls", users={"u2": "p2"})
+    mailrun.vars.update(pgdb.vars(), RELAY_HOST="127.0.0.1", RELAY_PORT="465",
+                        DEFAULT_RELAY_HOST="[127.0.0.1]:2465", RELAY_USER="node-user", RELAY_PASSWORD="node-pass")
+    mailrun.run("setup", "email", "add", "ann@managed.example", input="pw\n")  # managed: gets RELAY_HOST
+    mailrun.run("setup", "relay", "add-domain", "one.example", "127.0.0.1", "465")
+    mailrun.run("setup", "relay", "add-auth", "one.example", "u1", input="p1\n")
+    # RELAY_USER is DEFAULT_RELAY_HOST's (README): RELAY_HOST's credentials by relay, here
+    mailrun.run("setup", "relay", "add-auth", "[127.0.0.1]:465", "relay-user", input="relay-pass\n")
+    mailrun.start()
+    mailrun.run("setup", "relay", "add-domain", "two.example", "127.0.0.1", str(starttls.port))  # while running
+    mailrun.run("setup", "relay", "add-auth", "two.example", "u2", input="p2\n")
+
+    cases = [("a@one.example", ("smtps", "u1")), ("ann@managed.example", ("smtps", "relay-user")),
+             ("b@two.example", ("starttls", "u2")), ("c@elsewhere.example", ("default", "node-user"))]
+    for sender, expected in cases:
+        got = mailrun.wait_received(mailrun.send(sender))
+        assert [(r.name, m.login, m.tls) for r, m in got] == [(*expected, True)], sender
+    assert "reload" not in mailrun.postfix.log()

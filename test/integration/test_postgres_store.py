@@ -153,6 +153,17 @@ def test_import_moves_a_dms_config_dir_into_the_database(env, pgdb):
     assert [(a.address, a.targets) for a in loaded.aliases] == [("sales@c.test", ("jane@c.test", "bob@c.test"))]
 
 
+@pytest.mark.parametrize("line", ["@b.test smtps:[relay.test]:587", "@b.test smtp:[relay.test]:465",
+                                  "@.b.test [relay.test]:587"])
+def test_import_refuses_what_the_database_cannot_hold_naming_the_line(env, pgdb, line):
+    env.write("postfix-relaymap.cf", f"@a.test [relay.test]:587\n{line}\n")
+    env.vars.update(pgdb.vars())
+    result = env.run("setup", "relay", "import")
+    assert result.returncode == 1
+    assert "postfix-relaymap.cf:2" in result.stderr and "database store" in result.stderr
+    assert pgdb.sql("SELECT count(*) FROM relaykit.domains") == [(0,)]
+
+
 def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
     env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
     env.vars.update(pgdb.vars())
@@ -208,6 +219,16 @@ def test_postfix_finds_domain_routes_credentials_and_this_nodes_default_relay(co
     assert env.postfix.param("sender_dependent_relayhost_maps") == (
         f"proxy:pgsql:{env.postfix.config_dir}/pgsql-sender-relays.cf, "
         f"proxy:pgsql:{env.postfix.config_dir}/pgsql-default-relay.cf")
+
+
+def test_every_route_has_its_transport_implicit_tls_by_port(configured):
+    env, _ = configured
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", HOSTILE[0]) == "relaykit_smtps:[user.relay.test]:465"
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@example.com") == "smtp:[domain.relay.test]:587"
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@managed.test") is None
+    assert pgsql_lookup(env, "pgsql-default-transport.cf", "@managed.test") == "smtp:[default.relay.test]:2525"
+    assert pgsql_lookup(env, "pgsql-default-transport.cf", "@optout.test") is None
+    assert "relaykit_smtps" in (env.postfix.config_dir / "master.cf").read_text()
 
 
 def test_lookup_files_are_0640_root_postfix_and_use_the_read_only_role(configured):

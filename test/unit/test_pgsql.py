@@ -70,3 +70,31 @@ def test_settings_read_the_database_url_from_a_file_and_refuse_both(tmp_path):
         load({"RELAYKIT_DATABASE_URL_FILE": str(secret), "RELAYKIT_DATABASE_URL": ADMIN})
     assert error.value.origin == "RELAYKIT_DATABASE_URL_FILE"
     assert ADMIN not in repr(load({"RELAYKIT_DATABASE_URL": ADMIN}))
+
+
+def test_every_database_route_has_its_transport_and_the_wrappermode_client_always_exists():
+    plan = pgsql.build(settings(), "lmdb")
+    assert plan.params["sender_dependent_default_transport_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-transports.cf"
+    assert "FROM relaykit.sender_transports" in plan.table(pgsql.SENDER_TRANSPORTS).text()
+    smtps = [s for s in plan.services if s.name == "relaykit_smtps"]
+    assert len(smtps) == 1 and ("smtp_tls_wrappermode", "yes") in smtps[0].options
+    assert "default_transport" not in plan.params
+
+
+@pytest.mark.parametrize("port, transport", [(465, "relaykit_smtps"), (2465, "relaykit_smtps"), (587, "smtp")])
+def test_relay_host_transport_follows_its_port(port, transport):
+    plan = pgsql.build(settings(relay_host="relay.test", relay_port=port), "lmdb")
+    assert plan.params["sender_dependent_default_transport_maps"].split(", ") == [
+        "proxy:pgsql:/etc/pf/pgsql-sender-transports.cf", "proxy:pgsql:/etc/pf/pgsql-default-transport.cf"]
+    assert f"SELECT '{transport}:[relay.test]:{port}' FROM relaykit.default_relay_senders" in plan.table(
+        pgsql.DEFAULT_TRANSPORT).text()
+
+
+def test_default_relay_host_on_465_makes_wrappermode_the_default_transport_without_node_files():
+    plan = pgsql.build(settings(default_relay_host="[smtp.example.com]:465"), "lmdb")
+    assert plan.params["default_transport"] == "relaykit_smtps"
+    assert plan.params["relayhost"] == "[smtp.example.com]:465"
+    # the file store's sender_transport tables are not written here, so never referenced
+    assert "sender_transport" not in plan.params["sender_dependent_default_transport_maps"].replace(
+        "pgsql-sender-transports", "")
+    assert len([s for s in plan.services if s.name == "relaykit_smtps"]) == 1

@@ -219,9 +219,12 @@ class PostgresStore:
     def load(self):
         """Everything as the file store's ConfigFiles, origins naming the database tables."""
         from relaykit.configfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+        from relaykit.routetables import implicit_port
 
         with self._tx():
-            rules = [RelayRule(key, tuple(hops.split(",")), Origin(f"{ORIGIN}:sender_relays"))
+            # implicit TLS as Postfix will use it (view sender_transports): by port
+            rules = [RelayRule(key, tuple(hops.split(",")), Origin(f"{ORIGIN}:sender_relays"),
+                               all(implicit_port(hop) for hop in hops.split(",")))
                      for key, hops in self._q("SELECT sender_key, nexthops FROM relaykit.sender_relays "
                                               "WHERE sender_key LIKE '@%%' ORDER BY 1")]
             rules += [RelayRule("@" + name, (), Origin(f"{ORIGIN}:opt_outs"))
@@ -238,7 +241,20 @@ class PostgresStore:
                            relaymap_exists=True, sasl_exists=True)
 
     def import_files(self, files) -> dict[str, int]:
-        """Copy a parsed DMS config directory (configfiles.ConfigFiles) in, in ONE transaction."""
+        """Copy a parsed DMS config directory (configfiles.ConfigFiles) in, in ONE transaction.
+        What the database cannot hold (yet) is refused with its file:line, before any change."""
+        from relaykit.errors import ConfigError
+        from relaykit.routetables import implicit_port
+
+        for rule in files.relay_rules:
+            if rule.sender.startswith("@."):
+                raise ConfigError("subdomain wildcards are not supported by the database store", rule.origin)
+            if rule.nexthops and rule.implicit_tls != all(implicit_port(hop) for hop in rule.nexthops):
+                raise ConfigError("the database store chooses implicit TLS by port (465, 2465): "
+                                  "an smtp:/smtps: prefix that says otherwise is not supported", rule.origin)
+        if files.recipient_rules:
+            raise ConfigError("relays by recipient domain are not supported by the database store",
+                              files.recipient_rules[0].origin)
         with self._tx():
             for account in files.accounts:
                 self.set_account(account.address, account.password_hash)
