@@ -164,6 +164,17 @@ def test_import_refuses_what_the_database_cannot_hold_naming_the_line(env, pgdb,
     assert pgdb.sql("SELECT count(*) FROM relaykit.domains") == [(0,)]
 
 
+def test_a_tls_mode_against_the_port_is_refused_by_the_database_store(env, pgdb):
+    env.vars.update(pgdb.vars())
+    refused = env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "587")
+    assert refused.returncode == 1 and "implicit TLS by port" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert pgdb.sql("SELECT count(*) FROM relaykit.relay_hosts") == [(0,)]
+    # the same mode as the port's: the prefix is dropped, nothing to refuse
+    assert env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "465").returncode == 0
+    assert pgdb.sql("SELECT nexthop FROM relaykit.relay_hosts") == [("[relay.test]:465",)]
+
+
 def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
     env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
     env.vars.update(pgdb.vars())

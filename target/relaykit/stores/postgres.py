@@ -82,6 +82,9 @@ class PostgresStore:
         return self._q(f"SELECT id FROM relaykit.domains WHERE name = %s{lock_sql}", (name,)).fetchone()[0]
 
     def _relay_host_id(self, hop: str) -> int:
+        if hop.lower().startswith(("smtp:", "smtps:")):  # see import_files
+            raise RelaykitError(f"{hop}: the database store chooses implicit TLS by port (465, 2465); "
+                                "an smtp:/smtps: prefix that says otherwise is not supported")
         host, port, mx = split_nexthop(hop)
         row = self._q("SELECT id FROM relaykit.relay_hosts WHERE nexthop = %s", (hop,)).fetchone()
         if row:
