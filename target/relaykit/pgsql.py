@@ -32,7 +32,7 @@ from relaykit.plan import SASL_PASSWD, TLS_POLICY, Plan, Table, build as build_f
 from relaykit.routetables import SMTPS, implicit_port, sender_transport, smtp_service
 from relaykit.settings import Settings
 
-# one lookup file per question; the view each one reads (db/001_schema.sql)
+# one lookup file per question; the view each one reads (db/NNN_*.sql)
 SENDER_RELAYS = "pgsql-sender-relays.cf"
 DEFAULT_RELAY = "pgsql-default-relay.cf"
 SENDER_TRANSPORTS = "pgsql-sender-transports.cf"
@@ -153,7 +153,6 @@ def build(settings: Settings, table_type: str) -> Plan:
     if settings.relay_nexthop and f"{settings.relay_nexthop} encrypt" not in tls:
         tls += (f"{settings.relay_nexthop} encrypt",)
     tables += (Table(TLS_POLICY, tls),) + lookups
-    params.pop("default_transport", None)
     if node.relayhost and implicit_port(node.relayhost[0]):
         # DEFAULT_RELAY_HOST on 465/2465: what no map routes goes to relayhost, by wrappermode
         params["default_transport"] = SMTPS
