@@ -194,7 +194,7 @@ def test_bash_completion_follows_the_command_tree(env):
     assert result.returncode == 0
     script = result.stdout
     assert _complete(script, ["setup", "re"]) == ["relay"]
-    assert _complete(script, ["setup", "relay", "del-"]) == ["del-auth", "del-domain"]
+    assert _complete(script, ["setup", "relay", "del-"]) == ["del-auth", "del-domain", "del-recipient-domain"]
     assert _complete(script, ["setup", "relay", "list", "--"]) == ["--help", "--json"]
     assert _complete(script, ["relaykit", "he"]) == ["health", "help"]
     assert "add-domain" in _complete(script, ["relaykit", "setup", "relay", ""])

@@ -175,6 +175,14 @@ def test_a_tls_mode_against_the_port_is_refused_by_the_database_store(env, pgdb)
     assert pgdb.sql("SELECT nexthop FROM relaykit.relay_hosts") == [("[relay.test]:465",)]
 
 
+def test_recipient_rules_are_refused_by_the_database_store(env, pgdb):
+    env.vars.update(pgdb.vars())
+    for command in (("add-recipient-domain", "partner.example", "r.test"), ("del-recipient-domain", "partner.example")):
+        result = env.run("setup", "relay", *command)
+        assert result.returncode == 1 and "not supported by the database store" in result.stderr, result.stderr
+    assert not (env.config_dir / "postfix-recipient-relaymap.cf").exists()
+
+
 def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
     env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
     env.vars.update(pgdb.vars())

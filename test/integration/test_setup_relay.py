@@ -34,6 +34,26 @@ def test_exclude_domain_sets_the_opt_out_line(env):
     assert (env.config_dir / "postfix-relaymap.cf").read_text() == "@example.com\n"
 
 
+def test_recipient_domain_commands_edit_the_recipient_relaymap_that_configure_applies(env):
+    env.write("postfix-recipient-relaymap.cf", "# partners\npartner.example [old.test]:25\n")
+    assert env.run("setup", "relay", "add-recipient-domain", "Partner.Example", "new.test", "587").returncode == 0
+    assert env.run("setup", "relay", "add-recipient-domain", ".blocked.example", "smtps:r.test", "2587").returncode == 0
+    path = env.config_dir / "postfix-recipient-relaymap.cf"
+    assert path.read_text() == (
+        "# partners\npartner.example\t[new.test]:587\n.blocked.example\tsmtps:[r.test]:2587\n")
+    env.configure()
+    table = f"lmdb:{env.postfix.config_dir / 'recipient_transport'}"
+    assert env.postfix.query(table, "partner.example") == "relaykit_rcpt:[new.test]:587"
+    assert env.postfix.query(table, ".blocked.example") == "relaykit_rcpt_smtps:[r.test]:2587"
+
+    assert env.run("setup", "relay", "del-recipient-domain", "partner.example").returncode == 0
+    again = env.run("setup", "relay", "del-recipient-domain", "partner.example")
+    assert again.returncode == 1 and "nothing to delete" in again.stderr
+    refused = env.run("setup", "relay", "add-recipient-domain", "@x.example", "r.test")
+    assert refused.returncode == 1 and "without '@'" in refused.stderr
+    assert path.read_text() == "# partners\n.blocked.example\tsmtps:[r.test]:2587\n"
+
+
 def test_add_auth_with_password_argument(env):
     assert env.run("setup", "relay", "add-auth", "example.com", "apikey", "s3cret").returncode == 0
     path = env.config_dir / "postfix-sasl-password.cf"

@@ -61,6 +61,25 @@ RELAY = Group(
             details="Removes the entry from postfix-sasl-password.cf. Exit status 1 when there is none.",
         ),
         Command(
+            "add-recipient-domain", "relaykit.commands.relay:add_recipient_domain",
+            "<domain|.domain> <host> [<port>]",
+            "Send mail TO <domain> through the relay <host>:<port>, whoever the sender.",
+            ("setup relay add-recipient-domain partner.example smtp.partner-relay.test 587",
+             "setup relay add-recipient-domain .blocked.example smtps:smtp.relay.test 2587"),
+            min_args=2, max_args=3,
+            details="Sets the line 'domain [host]:port' in postfix-recipient-relaymap.cf (.domain:\n"
+                    "every subdomain). A recipient rule beats every sender rule, and the relay gets\n"
+                    "its own credentials (add-auth [host]:port), never the sender's. <host> and\n"
+                    "<port> as for add-domain. Files only: refused with RELAYKIT_DATABASE_URL.",
+        ),
+        Command(
+            "del-recipient-domain", "relaykit.commands.relay:del_recipient_domain", "<domain|.domain>",
+            "Remove the recipient rule of <domain> from postfix-recipient-relaymap.cf.",
+            ("setup relay del-recipient-domain partner.example",),
+            min_args=1, max_args=1,
+            details="Exit status 1 when <domain> has no line there.",
+        ),
+        Command(
             "list", "relaykit.commands.relay_view:list_relays", "[--json]",
             "Show which relay each sender uses and as which user (passwords masked).",
             ("setup relay list", "setup relay list --json | jq '.[] | select(.user == null)'"),

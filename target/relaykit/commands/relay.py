@@ -24,17 +24,37 @@ def _mode(hop: str, prefix: str) -> str:
     return prefix + hop if prefix and (prefix == "smtps:") != implicit else hop
 
 
-def add_domain(args: list[str]) -> int:
-    # `smtps:host` forces implicit TLS, `smtp:host` STARTTLS (default: by port, 465/2465 implicit)
-    host, prefix = args[1], ""
+def _route(host: str, *port: str) -> str:
+    """The next hop of `<host> [<port>]`. `smtps:host` forces implicit TLS, `smtp:host`
+    STARTTLS (default: by port, 465/2465 implicit)."""
+    prefix = ""
     for candidate in ("smtps:", "smtp:"):
         if host.lower().startswith(candidate):
             host, prefix = host[len(candidate):], candidate
             break
-    sender, hop = validate.route_key(args[0], "domain"), _relay(host, *args[2:])
-    hop = _mode(hop, prefix)
+    return _mode(_relay(host, *port), prefix)
+
+
+def add_domain(args: list[str]) -> int:
+    sender, hop = validate.route_key(args[0], "domain"), _route(*args[1:])
     open_store().set_relay(sender, (hop,))
     ui.ok(f"{sender} now relays through {hop}")
+    return 0
+
+
+def add_recipient_domain(args: list[str]) -> int:
+    key, hop = validate.recipient_key(args[0]), _route(*args[1:])
+    open_store().set_recipient_relay(key, (hop,))
+    ui.ok(f"mail to {key} now goes through {hop}, whoever sends it")
+    return 0
+
+
+def del_recipient_domain(args: list[str]) -> int:
+    store = open_store()
+    key = validate.recipient_key(args[0])
+    if not store.remove_recipient_relay(key):
+        raise UsageError(f"{key} has no entry in {store.recipient_relaymap}: nothing to delete")
+    ui.ok(f"{key} removed from {store.recipient_relaymap}")
     return 0
 
 

@@ -9,6 +9,7 @@ from relaykit.secret import Secret
 
 # The DMS file names (configfiles.py reads them; that module is imported only to read).
 RELAYMAP = "postfix-relaymap.cf"
+RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
 SASL_PASSWORD = "postfix-sasl-password.cf"
 ACCOUNTS = "postfix-accounts.cf"
 VIRTUAL = "postfix-virtual.cf"
@@ -20,6 +21,7 @@ class FileStore:
     def __init__(self, config_dir: os.PathLike | str) -> None:
         self.config_dir = os.fspath(config_dir)
         self.relaymap = os.path.join(self.config_dir, RELAYMAP)
+        self.recipient_relaymap = os.path.join(self.config_dir, RECIPIENT_RELAYMAP)
         self.sasl = os.path.join(self.config_dir, SASL_PASSWORD)
         self.accounts = os.path.join(self.config_dir, ACCOUNTS)
         self.virtual = os.path.join(self.config_dir, VIRTUAL)
@@ -38,6 +40,13 @@ class FileStore:
 
     def remove_relay(self, sender: str) -> bool:
         return set_line(self.relaymap, sender, None)
+
+    def set_recipient_relay(self, key: str, nexthops: tuple[str, ...]) -> bool:
+        """Route mail TO `key` (domain, or .domain for its subdomains) through `nexthops`."""
+        return set_line(self.recipient_relaymap, key, f"{key}\t{','.join(nexthops)}")
+
+    def remove_recipient_relay(self, key: str) -> bool:
+        return set_line(self.recipient_relaymap, key, None)
 
     def set_credential(self, key: str, user: str, password: Secret) -> bool:
         return set_line(self.sasl, key, f"{key}\t{user}:{password.reveal()}", new_mode=0o600)

@@ -157,6 +157,16 @@ class PostgresStore:
             self._link(table, column, owner, nexthops)
             return kind
 
+    # relays by recipient domain (postfix-recipient-relaymap.cf): files only, so far
+    recipient_relaymap = "the database"
+
+    def set_recipient_relay(self, key: str, nexthops: tuple[str, ...] = ()) -> bool:
+        raise RelaykitError("relays by recipient domain are not supported by the database store yet: "
+                            "use postfix-recipient-relaymap.cf without RELAYKIT_DATABASE_URL")
+
+    def remove_recipient_relay(self, key: str) -> bool:
+        return self.set_recipient_relay(key)
+
     # credentials (postfix-sasl-password.cf)
     def set_credential(self, key: str, user: str, password: Secret) -> bool:
         with self._tx():
