@@ -90,9 +90,11 @@ def roundtrip_setup(postfix, commands):
         for argv in commands:
             status, _, err = _run_setup(directory, ["relay", *argv])
             assert status in (0, 1), err
-            if status:
+            if status or argv[1:2] in (["-h"], ["--help"]):  # refused, or its help shown
                 continue
-            sender = validate.sender_key(argv[1])
+            # the key as the command reads it: add-auth also takes a relay ([host]:port)
+            by_relay = argv[0] == "add-auth" and argv[1].startswith("[")
+            sender = validate.nexthop(argv[1], "relay") if by_relay else validate.route_key(argv[1])
             if argv[0] == "add-domain":
                 relays[sender] = validate.bracketed(validate.host(argv[2]), validate.port(argv[3]))
             elif argv[0] == "exclude-domain":
@@ -104,7 +106,9 @@ def roundtrip_setup(postfix, commands):
         routes = {s: hop for s, hop in relays.items() if hop}
         assert dump(postfix, "relayhost_map") == routes
         assert dump(postfix, "sasl_passwd") == creds
-        assert dump(postfix, "tls_policy") == {hop: "encrypt" for hop in routes.values()}
+        # TLS is required from every relay: the routed ones and those with credentials by relay
+        relays_with_creds = [key for key in creds if key.startswith("[")]
+        assert dump(postfix, "tls_policy") == {hop: "encrypt" for hop in [*routes.values(), *relays_with_creds]}
         # and the one-key lookup Postfix's smtp client does agrees with the dump
         ref = postfix.param("sender_dependent_relayhost_maps")
         for sender, hop in list(routes.items())[:3]:
