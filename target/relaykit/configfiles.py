@@ -187,7 +187,7 @@ def parse_credential_row(row: Row) -> Credential:
         raise RelaykitError("expected user:password after the key, with neither part empty")
     # as `setup relay add-auth` refuses them; '#' stays allowed (Postfix reads it as data
     # there, and DMS files may have it). Never echo the value.
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in row.fields[1]):
+    if validate.has_control_char(row.fields[1]):
         raise RelaykitError("user:password must not contain control characters")
     return Credential(key, user, Secret(password), row.origin)
 

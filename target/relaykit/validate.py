@@ -21,6 +21,15 @@ _SPACE_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carri
 _SPACE_NAMES.update({chr(c): "bytes that are not UTF-8" for c in range(0xDC80, 0xDD00)})  # surrogateescape
 
 
+def _control(char: str) -> bool:
+    return ord(char) < 0x20 or ord(char) == 0x7F
+
+
+def has_control_char(value: str) -> bool:
+    """A C0 control character or DEL (str.isprintable() first: the fast path)."""
+    return not value.isprintable() and any(_control(c) for c in value)
+
+
 def _bad_char(value: str) -> str | None:
     """The first character that cannot stand in a table field, if any."""
     # Fast path (configure validates every line of 100k-line files): str.isprintable() is
@@ -28,7 +37,7 @@ def _bad_char(value: str) -> str | None:
     if value.isprintable() and " " not in value and "#" not in value:
         return None
     for char in value:
-        if char.isspace() or char == "#" or ord(char) < 0x20 or ord(char) == 0x7F:
+        if char.isspace() or char == "#" or _control(char):
             return char
         if 0xD800 <= ord(char) <= 0xDFFF:  # an argument that was not UTF-8 (surrogateescape)
             return char

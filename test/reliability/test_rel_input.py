@@ -214,6 +214,13 @@ COMMANDS = st.one_of(
 )
 
 
+def command_key(argv: list[str]) -> str:
+    """The key of an accepted `setup relay` command, as the command reads it: add-auth
+    also takes a relay ([host]:port)."""
+    by_relay = argv[0] == "add-auth" and argv[1].startswith("[")
+    return validate.nexthop(argv[1], "relay") if by_relay else validate.route_key(argv[1])
+
+
 def check_setup_outcome(directory: str, argv: list[str], before, status: int, out: str, err: str) -> None:
     """The contract of one `setup relay` run, whatever its input."""
     after = _snapshot(directory)
@@ -229,9 +236,7 @@ def check_setup_outcome(directory: str, argv: list[str], before, status: int, ou
         assert after == before and "Usage:" in out, (argv, out)
         return
     files = configfiles.load(Path(directory))  # whatever was accepted, relaykit reads back
-    # the key as the command reads it: add-auth also takes a relay ([host]:port)
-    by_relay = argv[0] == "add-auth" and argv[1].startswith("[")
-    sender = validate.nexthop(argv[1], "relay") if by_relay else validate.route_key(argv[1])
+    sender = command_key(argv)
     if argv[0] == "add-domain":
         hop = validate.bracketed(validate.host(argv[2]), validate.port(argv[3] if len(argv) > 3 else "25"))
         assert [r.nexthops for r in files.relay_rules if r.sender == sender] == [(hop,)]

@@ -19,7 +19,7 @@ from relaykit.configure import prepare
 
 from e2e.conftest import BIN
 from strategies import ASCII_DOMAIN, DOMAINS, FILE_TEXT, HOSTS, PASSWORDS, PORTS, USERS
-from test_rel_input import _run_setup
+from test_rel_input import _run_setup, command_key
 
 QUICK = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 LONG = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -92,9 +92,7 @@ def roundtrip_setup(postfix, commands):
             assert status in (0, 1), err
             if status or argv[1:2] in (["-h"], ["--help"]):  # refused, or its help shown
                 continue
-            # the key as the command reads it: add-auth also takes a relay ([host]:port)
-            by_relay = argv[0] == "add-auth" and argv[1].startswith("[")
-            sender = validate.nexthop(argv[1], "relay") if by_relay else validate.route_key(argv[1])
+            sender = command_key(argv)
             if argv[0] == "add-domain":
                 relays[sender] = validate.bracketed(validate.host(argv[2]), validate.port(argv[3]))
             elif argv[0] == "exclude-domain":

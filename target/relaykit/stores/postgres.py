@@ -42,6 +42,17 @@ def split_nexthop(hop: str) -> tuple[str, int | None, bool]:
     return host, int(port) if colon else None, True
 
 
+# What the schema cannot express: a TLS mode other than the port's (sender_transports)
+_PREFIX_REFUSED = ("the database store chooses implicit TLS by port (465, 2465): "
+                   "an smtp:/smtps: prefix that says otherwise is not supported")
+
+
+def _implicit_by_port(hops) -> bool:
+    from relaykit.routetables import implicit_port
+
+    return all(implicit_port(hop) for hop in hops)
+
+
 def _domain_of(key: str) -> str:
     return key.rpartition("@")[2]
 
@@ -83,8 +94,7 @@ class PostgresStore:
 
     def _relay_host_id(self, hop: str) -> int:
         if hop.lower().startswith(("smtp:", "smtps:")):  # see import_files
-            raise RelaykitError(f"{hop}: the database store chooses implicit TLS by port (465, 2465); "
-                                "an smtp:/smtps: prefix that says otherwise is not supported")
+            raise RelaykitError(f"{hop}: {_PREFIX_REFUSED}")
         host, port, mx = split_nexthop(hop)
         row = self._q("SELECT id FROM relaykit.relay_hosts WHERE nexthop = %s", (hop,)).fetchone()
         if row:
@@ -232,12 +242,11 @@ class PostgresStore:
     def load(self):
         """Everything as the file store's ConfigFiles, origins naming the database tables."""
         from relaykit.configfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
-        from relaykit.routetables import implicit_port
 
         with self._tx():
             # implicit TLS as Postfix will use it (view sender_transports): by port
             rules = [RelayRule(key, tuple(hops.split(",")), Origin(f"{ORIGIN}:sender_relays"),
-                               all(implicit_port(hop) for hop in hops.split(",")))
+                               _implicit_by_port(hops.split(",")))
                      for key, hops in self._q("SELECT sender_key, nexthops FROM relaykit.sender_relays "
                                               "WHERE sender_key LIKE '@%%' ORDER BY 1")]
             rules += [RelayRule("@" + name, (), Origin(f"{ORIGIN}:opt_outs"))
@@ -257,14 +266,12 @@ class PostgresStore:
         """Copy a parsed DMS config directory (configfiles.ConfigFiles) in, in ONE transaction.
         What the database cannot hold (yet) is refused with its file:line, before any change."""
         from relaykit.errors import ConfigError
-        from relaykit.routetables import implicit_port
 
         for rule in files.relay_rules:
             if rule.sender.startswith("@."):
                 raise ConfigError("subdomain wildcards are not supported by the database store", rule.origin)
-            if rule.nexthops and rule.implicit_tls != all(implicit_port(hop) for hop in rule.nexthops):
-                raise ConfigError("the database store chooses implicit TLS by port (465, 2465): "
-                                  "an smtp:/smtps: prefix that says otherwise is not supported", rule.origin)
+            if rule.nexthops and rule.implicit_tls != _implicit_by_port(rule.nexthops):
+                raise ConfigError(_PREFIX_REFUSED, rule.origin)
         if files.recipient_rules:
             raise ConfigError("relays by recipient domain are not supported by the database store",
                               files.recipient_rules[0].origin)
