@@ -7,11 +7,11 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "target"},
     packages=find_packages("target"),
-    # the Dovecot template (relaykit.dovecot finds it in <prefix>/share/relaykit/dovecot)
+    # the Dovecot template (relaykit.edges.dovecot finds it in <prefix>/share/relaykit/dovecot)
     data_files=[("share/relaykit/dovecot", ["target/dovecot/dovecot.conf"])],
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21",
                       "psycopg[binary]>=3.1"],  # PostgreSQL store; imported only when configured
-    package_data={"relaykit.db": ["*.sql"]},
+    package_data={"relaykit.stores.db": ["*.sql"]},
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6"],
         "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],

@@ -37,10 +37,10 @@ def write_inputs(directory: Path, kind: str, n: int) -> dict[str, str]:
 
 
 class _TimedPostfix:
-    """Wraps relaykit.postfix.Postfix._run to add up the time spent per program."""
+    """Wraps relaykit.edges.postfix.Postfix._run to add up the time spent per program."""
 
     def __new__(cls, config_dir):
-        from relaykit.postfix import Postfix
+        from relaykit.edges.postfix import Postfix
 
         class TimedPostfix(Postfix):
             def __init__(self, directory) -> None:
@@ -70,14 +70,14 @@ def split(env: dict[str, str]) -> dict[str, float]:
 
 def _split(env: dict[str, str]) -> dict[str, float]:
     """The calls configure.prepare and configure make, timed one by one."""
-    from relaykit.apply import apply
-    from relaykit.plan import build
+    from relaykit.run.apply import apply
+    from relaykit.core.plan import build
 
     try:
         from relaykit.gcpause import paused_gc
     except ImportError:  # before the gc pause existed
         from contextlib import nullcontext as paused_gc
-    from relaykit.settings import load
+    from relaykit.inputs.settings import load
     from relaykit.stores import open_store
 
     t0 = time.perf_counter()
@@ -108,8 +108,8 @@ def floor_command(mail_config: Path, table_type: str, params: dict[str, str], ta
 def bench(work: Path, quick: bool = False) -> list[Row]:
     import statistics
 
-    from relaykit.plan import build
-    from relaykit.settings import load
+    from relaykit.core.plan import build
+    from relaykit.inputs.settings import load
     from relaykit.stores import open_store
 
     rows = []

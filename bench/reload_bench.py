@@ -33,7 +33,7 @@ DOMAIN = "live.example"
 
 
 def available() -> bool:
-    return importlib.util.find_spec("relaykit.daemon") is not None
+    return importlib.util.find_spec("relaykit.run.daemon") is not None
 
 
 def _probe_until(port: int, target, timeout: float = 30.0) -> float:
@@ -111,7 +111,7 @@ def bench(work: Path, quick: bool = False) -> list[Row]:
         if not available():
             rows.append(Row("reload", "relaykit start not available", None, None, base_median,
                             "by hand: edit + postmap + postfix reload", ROUNDS,
-                            note="relaykit start not available (relaykit.daemon missing): skipped; "
+                            note="relaykit start not available (relaykit.run.daemon missing): skipped; "
                                  "the lead runs this after merging the daemon"))
             print("  reload: relaykit start not available: skipped", flush=True)
             return rows

@@ -108,7 +108,7 @@ class Database:
 def pgdb(pg_server) -> Database:
     import psycopg
 
-    from relaykit.db import upgrade
+    from relaykit.stores.db import upgrade
 
     db = Database(pg_server, pg_server.database())
     with psycopg.connect(db.url, autocommit=True) as conn:

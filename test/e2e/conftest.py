@@ -99,8 +99,8 @@ class MailRun:
     def start_dovecot(self):
         """Dovecot as the SASL server of this Postfix, from the files `configure` wrote
         (RELAYKIT_DOVECOT_DIR = <root>/dovecot); its log in <root>/dovecot.log."""
-        from relaykit.dovecot import DovecotProcess, Layout
-        from relaykit.submission import AUTH_SOCKET
+        from relaykit.edges.dovecot import DovecotProcess, Layout
+        from relaykit.core.submission import AUTH_SOCKET
 
         layout = Layout(Path(self.vars["RELAYKIT_DOVECOT_DIR"]), self.postfix.queue_dir / AUTH_SOCKET)
         self.dovecot = DovecotProcess(layout, log=self.root / "dovecot.log").start()

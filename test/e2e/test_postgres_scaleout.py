@@ -10,7 +10,7 @@ import pytest
 from e2e.conftest import MailRun
 from harness.postgres import PostgresServer
 
-from relaykit.db import upgrade
+from relaykit.stores.db import upgrade
 from relaykit.secret import Secret
 from relaykit.stores.postgres import PostgresStore
 

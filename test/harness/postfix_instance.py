@@ -98,7 +98,7 @@ class PostfixInstance:
                                 text=True, check=check, input=input)
         if program == "postconf" and args and args[0][:2] in ("-e", "-X", "-M"):
             # Postfix pauses ~2 s before reading a config file younger than that (see
-            # relaykit.postfix.Postfix.cool_down); the write is complete, so date it back.
+            # relaykit.edges.postfix.Postfix.cool_down); the write is complete, so date it back.
             for name in ("main.cf", "master.cf"):
                 past = time.time() - 2.5
                 os.utime(self.config_dir / name, (past, past))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from relaykit.apply import apply
-from relaykit.plan import Plan, Service
-from relaykit.postfix import Postfix
+from relaykit.run.apply import apply
+from relaykit.core.plan import Plan, Service
+from relaykit.edges.postfix import Postfix
 
 WRAPPED = Service("relaykit-smtps", "unix", "smtp",
                   (("smtp_tls_wrappermode", "yes"), ("smtp_tls_security_level", "encrypt")))

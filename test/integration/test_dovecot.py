@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.configfiles import Account, Origin
-from relaykit.dovecot import DovecotError, DovecotProcess, Layout, write
+from relaykit.inputs.dmsfiles import Account, Origin
+from relaykit.edges.dovecot import DovecotError, DovecotProcess, Layout, write
 from relaykit.secret import Secret
 
 

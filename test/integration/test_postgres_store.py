@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from relaykit.db import migrations
+from relaykit.stores.db import migrations
 from relaykit.secret import Secret
 from relaykit.stores.files import FileStore
 from relaykit.stores.postgres import PostgresStore

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit import configfiles
+from relaykit.inputs import dmsfiles as configfiles
 
 from e2e.conftest import BIN
 from test_rel_roundtrip import TABLES, assert_postfix_reads_the_plan, dump
@@ -116,7 +116,7 @@ def test_two_configures_at_once_converge(env):
 def test_a_lock_held_by_a_killed_process_does_not_block_the_next_command(env):
     env.write(RELAYMAP, "@keep.test\n")
     holder = subprocess.Popen([str(BIN.parent / "bin" / "python"), "-c",
-                               "import sys, time; from relaykit.editor import Locked\n"
+                               "import sys, time; from relaykit.edges.editor import Locked\n"
                                f"with Locked({str(env.config_dir / RELAYMAP)!r}):\n"
                                "    print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relaykit import configfiles, validate
-from relaykit import settings as relaykit_settings
+from relaykit.inputs import dmsfiles as configfiles
+from relaykit.inputs import validate
+from relaykit.inputs import settings as relaykit_settings
 from relaykit.cli import setup as setup_cli
 from relaykit.errors import ConfigError, RelaykitError
 

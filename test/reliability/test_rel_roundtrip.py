@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.postfix_instance import PostfixInstance
-from relaykit import validate
-from relaykit.configure import prepare
+from relaykit.inputs import validate
+from relaykit.run.configure import prepare
 
 from e2e.conftest import BIN
 from strategies import ASCII_DOMAIN, DOMAINS, FILE_TEXT, HOSTS, PASSWORDS, PORTS, USERS

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from relaykit import pgsql
+from relaykit.core import pgsql
 from relaykit.errors import ConfigError
 from relaykit.secret import Secret
-from relaykit.settings import Settings, load
+from relaykit.inputs.settings import Settings, load
 
 ADMIN = "postgresql://admin:adm%21n@db.internal:6543/relaykit"
 READER = "postgresql://reader:r%27e%5Cad@db.internal:6543/relaykit"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.configfiles import Account, ConfigFiles, Credential, Origin, RelayRule
+from relaykit.inputs.dmsfiles import Account, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import ConfigError
-from relaykit.plan import build
+from relaykit.core.plan import build
 from relaykit.secret import Secret
-from relaykit.settings import Settings
+from relaykit.inputs.settings import Settings
 
 O = Origin("test", 1)
 
@@ -85,7 +85,7 @@ def test_planning_is_linear_in_the_number_of_domains():
 
 def test_overview_of_the_plan_is_linear_too():
     """rows() feeds the start-up summary of every configure: one Router, not one per sender."""
-    from relaykit.overview import rows
+    from relaykit.core.overview import rows
 
     def timed(n: int) -> float:
         plan = build(Settings(relay_host="relay.test", mail_config=Path("/etc/postfix")),

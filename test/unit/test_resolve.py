@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from relaykit.configfiles import ConfigFiles, Credential, Origin, RelayRule
-from relaykit.plan import build
-from relaykit.routing import resolve
+from relaykit.inputs.dmsfiles import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.core.plan import build
+from relaykit.core.routing import resolve
 from relaykit.secret import Secret
-from relaykit.settings import Settings
+from relaykit.inputs.settings import Settings
 
 O = Origin("postfix-relaymap.cf", 3)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from relaykit import routetables, validate
-from relaykit.configfiles import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.core import routetables
+from relaykit.inputs import validate
+from relaykit.inputs.dmsfiles import ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import RelaykitError
-from relaykit.plan import build
-from relaykit.routing import resolve
+from relaykit.core.plan import build
+from relaykit.core.routing import resolve
 from relaykit.secret import Secret
-from relaykit.settings import Settings
+from relaykit.inputs.settings import Settings
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -108,7 +109,7 @@ def test_implicit_tls_puts_every_sender_route_in_the_transport_table():
 
 
 def test_default_relay_skips_managed_domains_a_wildcard_covers():
-    from relaykit.configfiles import Account
+    from relaykit.inputs.dmsfiles import Account
 
     files = ConfigFiles(relay_rules=(RelayRule("@.corp.test", ("[w.test]:25",), O),),
                         accounts=(Account("u@eu.corp.test", Secret("x"), O), Account("u@a.test", Secret("x"), O)),

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.configfiles import Account, Alias, ConfigFiles, Origin
-from relaykit.dovecot import Layout, render_config, render_passwd, render_sql
-from relaykit.editor import replace_key
+from relaykit.inputs.dmsfiles import Account, Alias, ConfigFiles, Origin
+from relaykit.edges.dovecot import Layout, render_config, render_passwd, render_sql
+from relaykit.edges.editor import replace_key
 from relaykit.errors import ConfigError
-from relaykit.plan import build as build_relay, combine
+from relaykit.core.plan import build as build_relay, combine
 from relaykit.secret import Secret
-from relaykit.settings import Settings
-from relaykit.submission import SubmissionSettings, build, docker_networks, load_settings
+from relaykit.inputs.settings import Settings
+from relaykit.core.submission import SubmissionSettings, build, docker_networks, load_settings
 
 O = Origin("postfix-accounts.cf", 3)
 FILES = ConfigFiles(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from relaykit import validate
-from relaykit.editor import replace_key, set_line
+from relaykit.inputs import validate
+from relaykit.edges.editor import replace_key, set_line
 from relaykit.errors import RelaykitError
 
 

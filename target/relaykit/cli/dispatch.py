@@ -105,7 +105,7 @@ def main_guard(function, argv: list[str]) -> int:
     try:
         return function(argv)
     except RelaykitError as exc:
-        from relaykit import ui
+        from relaykit.cli import ui
 
         ui.error(str(exc))
         return exc.exit_status
@@ -114,7 +114,7 @@ def main_guard(function, argv: list[str]) -> int:
     except BrokenPipeError:
         return 0
     except OSError as exc:  # e.g. a config path that is a file, a directory, read-only
-        from relaykit import ui
+        from relaykit.cli import ui
 
         where = f"{exc.filename}: " if exc.filename else ""
         ui.error(f"{where}{exc.strerror or exc}")

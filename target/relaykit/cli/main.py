@@ -17,10 +17,10 @@ def _tree() -> Group:
             Command("configure", "relaykit.cli.main:configure", "",
                     "Apply the environment and config files to Postfix once, then exit.",
                     ("relaykit configure",)),
-            Command("start", "relaykit.daemon:main", "",
+            Command("start", "relaykit.run.daemon:main", "",
                     "Configure, run Postfix in the foreground, re-apply on config changes.",
                     ("relaykit start",)),
-            Command("health", "relaykit.health:main", "[-v] [<host>:<port>]",
+            Command("health", "relaykit.run.health:main", "[-v] [<host>:<port>]",
                     "Exit 0 if Postfix runs and its SMTP listener answers (the HEALTHCHECK).",
                     ("relaykit health", "relaykit health -v 127.0.0.1:587"),
                     min_args=0, max_args=2,
@@ -28,7 +28,7 @@ def _tree() -> Group:
                             "or RELAYKIT_HEALTH_ADDRESS) with EHLO and expects 220 and 250."),
             Group("setup", SETUP.summary, SETUP.children),
             Group("db", "The PostgreSQL store (RELAYKIT_DATABASE_URL).", (
-                Command("upgrade", "relaykit.commands.database:upgrade", "",
+                Command("upgrade", "relaykit.cli.commands.database:upgrade", "",
                         "Create or upgrade the database schema (also done by configure/start).",
                         ("relaykit db upgrade",)),
             )),
@@ -39,7 +39,7 @@ def _tree() -> Group:
 def configure(args: list[str]) -> int:
     import gc
 
-    from relaykit.configure import configure as run_configure
+    from relaykit.run.configure import configure as run_configure
 
     gc.disable()  # a one-shot process that makes no garbage cycles: see relaykit/gcpause.py
 

@@ -14,7 +14,7 @@ RELAY = Group(
     "Route outbound mail through relay hosts (postfix-relaymap.cf, postfix-sasl-password.cf).",
     (
         Command(
-            "add-domain", "relaykit.commands.relay:add_domain", "<domain> <host> [<port>]",
+            "add-domain", "relaykit.cli.commands.relay:add_domain", "<domain> <host> [<port>]",
             "Send mail from <domain> through the relay <host>:<port> (port 25 when omitted).",
             ("setup relay add-domain example.com smtp.relay.test 587",
              "setup relay add-domain example.com [2001:db8::25] 2525",
@@ -28,7 +28,7 @@ RELAY = Group(
                     "<host> written smtps:<host> forces implicit TLS, smtp:<host> STARTTLS.",
         ),
         Command(
-            "add-auth", "relaykit.commands.relay:add_auth", "<domain|[host]:port> <user> [<password>]",
+            "add-auth", "relaykit.cli.commands.relay:add_auth", "<domain|[host]:port> <user> [<password>]",
             "Authenticate mail from <domain> to its relay as <user>.",
             ("setup relay add-auth example.com apikey",
              "printf '%s\\n' \"$PASSWORD\" | setup relay add-auth example.com apikey"),
@@ -39,14 +39,14 @@ RELAY = Group(
                     "an argument is visible to other users in ps(1) and in shell history.",
         ),
         Command(
-            "exclude-domain", "relaykit.commands.relay:exclude_domain", "<domain>",
+            "exclude-domain", "relaykit.cli.commands.relay:exclude_domain", "<domain>",
             "Deliver mail from <domain> directly, not through RELAY_HOST.",
             ("setup relay exclude-domain internal.example.com",),
             min_args=1, max_args=1,
             details="Sets the opt-out line '@domain' in postfix-relaymap.cf.",
         ),
         Command(
-            "del-domain", "relaykit.commands.relay:del_domain", "<domain>",
+            "del-domain", "relaykit.cli.commands.relay:del_domain", "<domain>",
             "Remove the relaymap line of <domain> (its route or its opt-out).",
             ("setup relay del-domain example.com",),
             min_args=1, max_args=1,
@@ -54,14 +54,14 @@ RELAY = Group(
                     "Exit status 1 when <domain> has no line in postfix-relaymap.cf.",
         ),
         Command(
-            "del-auth", "relaykit.commands.relay:del_auth", "<domain>|<[host]:port>",
+            "del-auth", "relaykit.cli.commands.relay:del_auth", "<domain>|<[host]:port>",
             "Remove the credentials of a sender domain or of a relay.",
             ("setup relay del-auth example.com", "setup relay del-auth [smtp.mailgun.org]:587"),
             min_args=1, max_args=1,
             details="Removes the entry from postfix-sasl-password.cf. Exit status 1 when there is none.",
         ),
         Command(
-            "add-recipient-domain", "relaykit.commands.relay:add_recipient_domain",
+            "add-recipient-domain", "relaykit.cli.commands.relay:add_recipient_domain",
             "<domain|.domain> <host> [<port>]",
             "Send mail TO <domain> through the relay <host>:<port>, whoever the sender.",
             ("setup relay add-recipient-domain partner.example smtp.partner-relay.test 587",
@@ -73,14 +73,14 @@ RELAY = Group(
                     "<port> as for add-domain. Files only: refused with RELAYKIT_DATABASE_URL.",
         ),
         Command(
-            "del-recipient-domain", "relaykit.commands.relay:del_recipient_domain", "<domain|.domain>",
+            "del-recipient-domain", "relaykit.cli.commands.relay:del_recipient_domain", "<domain|.domain>",
             "Remove the recipient rule of <domain> from postfix-recipient-relaymap.cf.",
             ("setup relay del-recipient-domain partner.example",),
             min_args=1, max_args=1,
             details="Exit status 1 when <domain> has no line there.",
         ),
         Command(
-            "list", "relaykit.commands.relay_view:list_relays", "[--json]",
+            "list", "relaykit.cli.commands.relay_view:list_relays", "[--json]",
             "Show which relay each sender uses and as which user (passwords masked).",
             ("setup relay list", "setup relay list --json | jq '.[] | select(.user == null)'"),
             min_args=0, max_args=1,
@@ -89,14 +89,14 @@ RELAY = Group(
                     "{sender, relays, direct, rule, user, password, credentials} for scripts.",
         ),
         Command(
-            "check", "relaykit.commands.relay_view:check", "",
+            "check", "relaykit.cli.commands.relay_view:check", "",
             "Validate the environment and every config file; report all problems.",
             ("setup relay check",),
             details="Each problem is printed as file:line (or the variable) and a message.\n"
                     "Exit status 1 if there is any; nothing is changed either way.",
         ),
         Command(
-            "test", "relaykit.commands.relay_test:main", "<sender> <recipient>",
+            "test", "relaykit.cli.commands.relay_probe:main", "<sender> <recipient>",
             "Send a real test message along the configured route, showing each SMTP step.",
             ("setup relay test alice@example.com me@example.org",),
             min_args=2, max_args=2,
@@ -106,7 +106,7 @@ RELAY = Group(
                     "when any step fails; the printed steps say which and what the relay said.",
         ),
         Command(
-            "explain", "relaykit.commands.explain:explain", "<sender> [<recipient>]",
+            "explain", "relaykit.cli.commands.explain:explain", "<sender> [<recipient>]",
             "Show the route Postfix takes for mail from <sender> (to <recipient>), and why.",
             ("setup relay explain alice@example.com",
              "setup relay explain alice@example.com bob@example.net"),
@@ -116,7 +116,7 @@ RELAY = Group(
                     "(or variable) of the rule that decided it, from the current configuration files.",
         ),
         Command(
-            "link", "relaykit.commands.database:link", "<address> <host> [<port>]",
+            "link", "relaykit.cli.commands.database:link", "<address> <host> [<port>]",
             "Send mail from one address through a relay (PostgreSQL store).",
             ("setup relay link jane@example.com smtp.relay.test 587",),
             min_args=2, max_args=3,
@@ -124,7 +124,7 @@ RELAY = Group(
                     "the link is made for that kind. Address links win over domain ones.",
         ),
         Command(
-            "import", "relaykit.commands.database:import_", "[<config-dir>]",
+            "import", "relaykit.cli.commands.database:import_", "[<config-dir>]",
             "Copy a DMS config directory into the database (PostgreSQL store).",
             ("setup relay import", "setup relay import /tmp/docker-mailserver"),
             min_args=0, max_args=1,
@@ -136,7 +136,7 @@ RELAY = Group(
 )
 
 COMPLETION = Command(
-    "completion", "relaykit.commands.completion:main", "[bash|zsh]",
+    "completion", "relaykit.cli.commands.completion:main", "[bash|zsh]",
     "Print a shell completion script for setup and relaykit.",
     ("source <(setup completion bash)", "source <(setup completion zsh)"),
     min_args=0, max_args=1,
@@ -148,7 +148,7 @@ EMAIL = Group(
     "Accounts that may send on the submission ports 587/465 (postfix-accounts.cf).",
     (
         Command(
-            "add", "relaykit.commands.email:add", "<email> [<password>]",
+            "add", "relaykit.cli.commands.email:add", "<email> [<password>]",
             "Add an account; its owner may then send as <email> and its aliases.",
             ("setup email add user@example.com",
              "printf '%s\\n' \"$PASSWORD\" | setup email add user@example.com"),
@@ -158,19 +158,19 @@ EMAIL = Group(
                     "history). Stored as a SHA512-CRYPT hash made by Dovecot's doveadm pw.",
         ),
         Command(
-            "update", "relaykit.commands.email:update", "<email> [<password>]",
+            "update", "relaykit.cli.commands.email:update", "<email> [<password>]",
             "Change the password of an existing account.",
             ("setup email update user@example.com",),
             min_args=1, max_args=2,
         ),
         Command(
-            "del", "relaykit.commands.email:delete", "[-y] <email> [<email>...]",
+            "del", "relaykit.cli.commands.email:delete", "[-y] <email> [<email>...]",
             "Delete accounts (-y is accepted for DMS compatibility).",
             ("setup email del user@example.com",),
             min_args=1, max_args=None,
         ),
         Command(
-            "list", "relaykit.commands.email:list_accounts", "",
+            "list", "relaykit.cli.commands.email:list_accounts", "",
             "List the accounts and the aliases that point to them.",
             ("setup email list",),
         ),
@@ -182,19 +182,19 @@ ALIAS = Group(
     "Aliases (postfix-virtual.cf); their targets may send as them on ports 587/465.",
     (
         Command(
-            "add", "relaykit.commands.alias:add", "<alias> <target>",
+            "add", "relaykit.cli.commands.alias:add", "<alias> <target>",
             "Make <alias> (user@domain, or @domain for a whole domain) go to <target> too.",
             ("setup alias add info@example.com alice@example.com",),
             min_args=2, max_args=2,
         ),
         Command(
-            "del", "relaykit.commands.alias:delete", "<alias> <target>",
+            "del", "relaykit.cli.commands.alias:delete", "<alias> <target>",
             "Remove <target> from <alias>; the alias goes with its last target.",
             ("setup alias del info@example.com alice@example.com",),
             min_args=2, max_args=2,
         ),
         Command(
-            "list", "relaykit.commands.alias:list_aliases", "",
+            "list", "relaykit.cli.commands.alias:list_aliases", "",
             "List the aliases and their targets.",
             ("setup alias list",),
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from relaykit.editor import set_line
+from relaykit.edges.editor import set_line
 from relaykit.secret import Secret
 
 # The DMS file names (configfiles.py reads them; that module is imported only to read).
@@ -29,7 +29,7 @@ class FileStore:
     def load(self):
         from pathlib import Path
 
-        from relaykit import configfiles
+        from relaykit.inputs import dmsfiles as configfiles
 
         return configfiles.load(Path(self.config_dir))
 

@@ -48,7 +48,7 @@ _PREFIX_REFUSED = ("the database store chooses implicit TLS by port (465, 2465):
 
 
 def _implicit_by_port(hops) -> bool:
-    from relaykit.routetables import implicit_port
+    from relaykit.core.routetables import implicit_port
 
     return all(implicit_port(hop) for hop in hops)
 
@@ -67,7 +67,7 @@ class PostgresStore:
     # connection
     def connection(self):
         if self._conn is None:
-            from relaykit.db import ensure_current
+            from relaykit.stores.db import ensure_current
 
             self._conn = connect(self._url)
             self._conn.autocommit = True  # transactions are explicit: `with conn.transaction()`
@@ -241,7 +241,7 @@ class PostgresStore:
     # reading
     def load(self):
         """Everything as the file store's ConfigFiles, origins naming the database tables."""
-        from relaykit.configfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+        from relaykit.inputs.dmsfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
 
         with self._tx():
             # implicit TLS as Postfix will use it (view sender_transports): by port

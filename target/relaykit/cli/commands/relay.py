@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from relaykit import ui, validate
+from relaykit.cli import ui
+from relaykit.inputs import validate
 from relaykit.errors import UsageError
 from relaykit.secret import Secret
 from relaykit.stores import open_store

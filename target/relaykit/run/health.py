@@ -40,8 +40,8 @@ def probe_smtp(host: str, port: int) -> str:
 
 
 def main(args: list[str]) -> int:
-    from relaykit.postfix import Postfix
-    from relaykit.settings import mail_config
+    from relaykit.edges.postfix import Postfix
+    from relaykit.inputs.settings import mail_config
 
     verbose = "-v" in args
     rest = [a for a in args if a != "-v"]

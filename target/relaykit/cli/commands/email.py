@@ -9,8 +9,9 @@ input, never as an argument (ps(1) shows arguments to every user).
 
 from __future__ import annotations
 
-from relaykit import ui, validate
-from relaykit.commands.relay import read_password
+from relaykit.cli import ui
+from relaykit.inputs import validate
+from relaykit.cli.commands.relay import read_password
 from relaykit.errors import RelaykitError, UsageError
 from relaykit.secret import Secret
 from relaykit.stores import open_store

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit import validate
+from relaykit.inputs import validate
 
 SMTPS = "relaykit_smtps"  # wrappermode client for senders' implicit-TLS relays
 RCPT = "relaykit_rcpt"  # client for relays chosen by recipient domain (credentials by relay)
@@ -103,7 +103,7 @@ def _catch_all_lines(values: list[tuple[str, str]], optouts, default: str) -> tu
 
 
 def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, directory: Path) -> Extra:
-    from relaykit.plan import Table  # plan imports this module
+    from relaykit.core.plan import Table  # plan imports this module
 
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
@@ -150,7 +150,7 @@ def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, 
 
 
 def smtp_service(name: str, implicit: bool, sender_auth: bool = True):
-    from relaykit.plan import Service
+    from relaykit.core.plan import Service
 
     options = [("syslog_name", f"postfix/{name}")]
     if implicit:
@@ -162,7 +162,7 @@ def smtp_service(name: str, implicit: bool, sender_auth: bool = True):
 
 def direct_credentials(plan) -> list:
     """Sender-keyed logins whose sender's mail (some of it) is delivered directly."""
-    from relaykit.routing import Router  # routing imports plan, which imports this module
+    from relaykit.core.routing import Router  # routing imports plan, which imports this module
 
     router = Router(plan)
     optouts = [o.sender[1:] for o in plan.optouts if not o.sender.startswith("@.")]

@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from relaykit import routetables
-from relaykit.configfiles import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.core import routetables
+from relaykit.inputs.dmsfiles import ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
-from relaykit.settings import Settings
+from relaykit.inputs.settings import Settings
 
 RELAYHOST_MAP = "relayhost_map"
 SASL_PASSWD = "sasl_passwd"

@@ -20,9 +20,10 @@ import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from relaykit import ui, validate
+from relaykit.cli import ui
+from relaykit.inputs import validate
 from relaykit.errors import RelaykitError, UsageError
-from relaykit.plan import SASL_PASSWD, Login, Plan
+from relaykit.core.plan import SASL_PASSWD, Login, Plan
 
 TIMEOUT = 30.0
 IMPLICIT_TLS_PORT = 465  # submissions (RFC 8314): TLS from the first byte
@@ -190,8 +191,8 @@ def _session(host: str, port: int, sender: str, recipient: str, login: Login | N
 
 
 def main(args: list[str]) -> int:
-    from relaykit.commands.relay_view import load_plan
-    from relaykit.routing import resolve
+    from relaykit.cli.commands.relay_view import load_plan
+    from relaykit.core.routing import resolve
 
     sender, recipient = _address(args[0], "sender"), _address(args[1], "recipient")
     settings, _, plan = load_plan()
@@ -226,7 +227,7 @@ def main(args: list[str]) -> int:
 
 def _ca_file(mail_config) -> str | None:
     """The CA bundle Postfix's SMTP client uses (smtp_tls_CAfile), if it has one."""
-    from relaykit.postfix import Postfix, PostfixError
+    from relaykit.edges.postfix import Postfix, PostfixError
 
     try:
         value = Postfix(mail_config).param("smtp_tls_CAfile")

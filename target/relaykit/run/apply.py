@@ -16,10 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit.editor import Locked, write_atomic
-from relaykit.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
-from relaykit import routetables
-from relaykit.postfix import INDEXED_SUFFIX, Postfix
+from relaykit.edges.editor import Locked, write_atomic
+from relaykit.core.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
+from relaykit.core import routetables
+from relaykit.edges.postfix import INDEXED_SUFFIX, Postfix
 
 STATE_FILE = "relaykit.state"
 

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relaykit.configfiles import ConfigFiles
+from relaykit.inputs.dmsfiles import ConfigFiles
 from relaykit.errors import ConfigError, RelaykitError
-from relaykit.plan import Plan, Service, Table
+from relaykit.core.plan import Plan, Service, Table
 
 if TYPE_CHECKING:
-    from relaykit.settings import Settings
+    from relaykit.inputs.settings import Settings
 
 SENDER_LOGIN = "sender_login"
 AUTH_SOCKET = "private/auth"  # relative to Postfix's queue_directory (smtpd runs there)
@@ -112,7 +112,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
 
     mail_config = settings.mail_config
     if login_map is None:
-        from relaykit.dovecot import render_passwd
+        from relaykit.edges.dovecot import render_passwd
 
         render_passwd(files.accounts)  # an account Dovecot could not read fails here, before any change
     cert, key = tls_files(sub, mail_config)
@@ -169,7 +169,7 @@ def _flag(value: str | None, name: str) -> bool:
 
 
 def _port_or_off(value: str | None, default: int, name: str) -> int | None:
-    from relaykit import validate
+    from relaykit.inputs import validate
 
     if value is None or value == "":
         return default
@@ -210,7 +210,7 @@ def load_settings(env: Mapping[str, str], origins: Mapping[str, str]) -> Submiss
     def address(value, name):
         if not value:
             return None
-        from relaykit import validate
+        from relaykit.inputs import validate
 
         return validate.host(value, name)
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relaykit.configfiles import ConfigFiles
+from relaykit.inputs.dmsfiles import ConfigFiles
 from relaykit.errors import ConfigError
-from relaykit.plan import SASL_PASSWD, TLS_POLICY, Plan, Table, build as build_files
-from relaykit.routetables import SMTPS, implicit_port, sender_transport, smtp_service
-from relaykit.settings import Settings
+from relaykit.core.plan import SASL_PASSWD, TLS_POLICY, Plan, Table, build as build_files
+from relaykit.core.routetables import SMTPS, implicit_port, sender_transport, smtp_service
+from relaykit.inputs.settings import Settings
 
 # one lookup file per question; the view each one reads (db/NNN_*.sql)
 SENDER_RELAYS = "pgsql-sender-relays.cf"

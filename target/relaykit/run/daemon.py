@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relaykit import log
-from relaykit.apply import Changes
+from relaykit.run.apply import Changes
 from relaykit.errors import ConfigError, RelaykitError, UsageError
-from relaykit.postfix import Postfix, PostfixError
+from relaykit.edges.postfix import Postfix, PostfixError
 
 STOP_TIMEOUT = 10.0  # seconds a service gets to stop after SIGTERM before SIGKILL
 
@@ -110,7 +110,7 @@ class PostfixMaster(Service):
         # indexed table that daemons would re-open by themselves: trivial-rewrite only
         # notices that a table changed when it accepts a new client, and qmgr stays
         # connected, so a new route could go unused for minutes (README, "Live reload").
-        from relaykit.configure import DOVECOT_CONF
+        from relaykit.run.configure import DOVECOT_CONF
 
         return bool(changes.params or set(changes.tables) - {DOVECOT_CONF})
 
@@ -124,7 +124,7 @@ class Dovecot(Service):
 
     def __init__(self, layout) -> None:
         super().__init__()
-        from relaykit.dovecot import DovecotProcess
+        from relaykit.edges.dovecot import DovecotProcess
 
         self.dovecot = DovecotProcess(layout)
 
@@ -133,20 +133,20 @@ class Dovecot(Service):
         self.process = self.dovecot.process
 
     def needs_reload(self, changes: Changes) -> bool:
-        from relaykit.configure import DOVECOT_CONF
+        from relaykit.run.configure import DOVECOT_CONF
 
         return DOVECOT_CONF in changes.tables
 
 
 def supervised(environ: Mapping[str, str]) -> list[Service]:
     """What `relaykit start` runs, in start order (stopped in reverse)."""
-    from relaykit.settings import load
+    from relaykit.inputs.settings import load
 
     settings = load(environ)
     postfix = Postfix(settings.mail_config)
     services: list[Service] = []
     if settings.submission and settings.submission.enabled:
-        from relaykit.dovecot import layout_for
+        from relaykit.edges.dovecot import layout_for
 
         services.append(Dovecot(layout_for(settings, postfix)))
     services.append(PostfixMaster(postfix))
@@ -170,8 +170,8 @@ class Supervisor:
 
     # lifecycle
     def run(self) -> int:
-        from relaykit.configure import configure
-        from relaykit.settings import config_dir, env_file
+        from relaykit.run.configure import configure
+        from relaykit.inputs.settings import config_dir, env_file
 
         started = time.monotonic()
         configure(self.environ)  # ConfigError -> exit 1 with file:line: refuse to start
@@ -193,7 +193,7 @@ class Supervisor:
             watched.add(env_file(self.environ).parent)
         for directory in watched:
             directory.mkdir(parents=True, exist_ok=True)
-        from relaykit import watch
+        from relaykit.run import watch
 
         watch.start(sorted(watched), lambda paths: self.events.put(("changed", paths)), self.watch_stop)
         log.info(f"watching {', '.join(str(d) for d in sorted(watched))} for changes")
@@ -219,7 +219,7 @@ class Supervisor:
     def reconfigure(self, why: str) -> Changes | None:
         """Re-plan and re-apply; reload the services the changes concern. Never raises:
         on an invalid config the running services keep the last good one."""
-        from relaykit.configure import apply_prepared, prepare, summary
+        from relaykit.run.configure import apply_prepared, prepare, summary
 
         started = time.monotonic()
         try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit import validate
+from relaykit.inputs import validate
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.secret import Secret
 

@@ -6,8 +6,9 @@ so this is also how a user gets the right to send as another address.
 
 from __future__ import annotations
 
-from relaykit import ui, validate
-from relaykit.commands.email import address
+from relaykit.cli import ui
+from relaykit.inputs import validate
+from relaykit.cli.commands.email import address
 from relaykit.errors import UsageError
 from relaykit.stores import open_store
 

@@ -6,7 +6,7 @@ lookup order), so what it prints is what the tables say. Usernames only, never p
 
 from __future__ import annotations
 
-from relaykit.routing import Resolution
+from relaykit.core.routing import Resolution
 
 
 def describe(r: Resolution) -> list[str]:
@@ -37,9 +37,9 @@ def describe(r: Resolution) -> list[str]:
 
 
 def explain(args: list[str]) -> int:
-    from relaykit.configure import prepare
-    from relaykit.routing import resolve
-    from relaykit import validate
+    from relaykit.run.configure import prepare
+    from relaykit.core.routing import resolve
+    from relaykit.inputs import validate
 
     sender = args[0]
     if "@" not in sender:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from relaykit import log, ui, validate
+from relaykit import log
+from relaykit.cli import ui
+from relaykit.inputs import validate
 from relaykit.errors import RelaykitError, UsageError
 from relaykit.stores import database_url, open_store
 
@@ -17,7 +19,7 @@ def _store():
 def upgrade_schema(url: str, always: bool = True) -> list[str]:
     """Create or upgrade the schema (`relaykit configure`/`start` run it first, with
     always=False: only when a migration is missing, so a reload stays cheap)."""
-    from relaykit.db import ensure_current, upgrade
+    from relaykit.stores.db import ensure_current, upgrade
     from relaykit.stores.postgres import connect
 
     with connect(url) as conn:
@@ -52,8 +54,8 @@ def link(args: list[str]) -> int:
 def import_(args: list[str]) -> int:
     from pathlib import Path
 
-    from relaykit import configfiles
-    from relaykit.settings import config_dir
+    from relaykit.inputs import dmsfiles as configfiles
+    from relaykit.inputs.settings import config_dir
 
     directory = Path(args[0]) if args else config_dir()
     if not directory.is_dir():

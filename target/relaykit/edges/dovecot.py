@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from relaykit.configfiles import Account
-from relaykit.editor import write_atomic
+from relaykit.inputs.dmsfiles import Account
+from relaykit.edges.editor import write_atomic
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 
 def _template() -> Path:
@@ -36,7 +36,7 @@ def _template() -> Path:
     setup.py's data_files put it (<prefix>/share/relaykit/dovecot)."""
     import sys
 
-    source = Path(__file__).resolve().parents[1] / "dovecot" / "dovecot.conf"
+    source = Path(__file__).resolve().parents[2] / "dovecot" / "dovecot.conf"
     return source if source.exists() else Path(sys.prefix) / "share" / "relaykit" / "dovecot" / "dovecot.conf"
 
 
@@ -251,9 +251,9 @@ class DovecotProcess:
 
 def layout_for(settings, postfix) -> Layout:
     """Where this configuration's Dovecot lives: RELAYKIT_DOVECOT_DIR, and the auth socket
-    in the queue directory of the Postfix at MAIL_CONFIG (relaykit.settings.Settings,
-    relaykit.postfix.Postfix)."""
-    from relaykit.submission import AUTH_SOCKET
+    in the queue directory of the Postfix at MAIL_CONFIG (relaykit.inputs.settings.Settings,
+    relaykit.edges.postfix.Postfix)."""
+    from relaykit.core.submission import AUTH_SOCKET
 
     queue = Path(postfix.param("queue_directory"))
     return Layout(settings.submission.dovecot_dir, queue / AUTH_SOCKET)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaykit.configfiles import Origin
-from relaykit.plan import Login, Plan, Route
-from relaykit.routetables import implicit_port, parents, sender_transport
+from relaykit.inputs.dmsfiles import Origin
+from relaykit.core.plan import Login, Plan, Route
+from relaykit.core.routetables import implicit_port, parents, sender_transport
 
 
 @dataclass(frozen=True)

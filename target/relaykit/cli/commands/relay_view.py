@@ -11,15 +11,15 @@ import json
 import os
 from collections.abc import Mapping
 
-from relaykit import ui
+from relaykit.cli import ui
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError, UsageError
 
 
 def load_plan(environ: Mapping[str, str] = os.environ):
     """(settings, files, plan) as configure would compute them, without running Postfix:
     the table type only changes main.cf references, not who is routed where."""
-    from relaykit.plan import build
-    from relaykit.settings import load
+    from relaykit.core.plan import build
+    from relaykit.inputs.settings import load
     from relaykit.stores import open_store
 
     settings = load(environ)
@@ -35,7 +35,7 @@ def _options(args: list[str], allowed: tuple[str, ...]) -> set[str]:
 
 
 def list_relays(args: list[str]) -> int:
-    from relaykit.overview import rows
+    from relaykit.core.overview import rows
 
     options = _options(args, ("--json",))
     _, files, plan = load_plan()
@@ -63,8 +63,8 @@ def list_relays(args: list[str]) -> int:
 def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str], str | None]:
     """Every problem of the environment and the files (not just the first), the plan's
     warnings, and the summary when all is well."""
-    from relaykit.plan import build
-    from relaykit.settings import load
+    from relaykit.core.plan import build
+    from relaykit.inputs.settings import load
     from relaykit.stores import open_store
 
     problems: list[RelaykitError] = []
@@ -87,7 +87,7 @@ def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str
         return problems + exc.errors, [], None
     except ConfigError as exc:
         return problems + [exc], [], None
-    from relaykit.overview import summary
+    from relaykit.core.overview import summary
 
     return problems, list(plan.warnings), summary(plan)
 

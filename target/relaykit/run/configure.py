@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaykit import log
-from relaykit.apply import Changes, apply
-from relaykit.configfiles import ConfigFiles
+from relaykit.run.apply import Changes, apply
+from relaykit.inputs.dmsfiles import ConfigFiles
 from relaykit.gcpause import paused_gc
-from relaykit.plan import Plan, build
-from relaykit.postfix import Postfix
-from relaykit.settings import Settings, load
+from relaykit.core.plan import Plan, build
+from relaykit.edges.postfix import Postfix
+from relaykit.inputs.settings import Settings, load
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     table_type = settings.table_type or postfix.param("default_database_type")
     files, login_map = None, None
     if settings.database_url:  # Postfix (and Dovecot) read the database itself: no files to load
-        from relaykit import pgsql
+        from relaykit.core import pgsql
 
         plan = pgsql.build(settings, table_type)
         login_map = plan.params["smtpd_sender_login_maps"]
@@ -42,8 +42,8 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
             files = open_store(environ).load()
             plan = build(settings, files, table_type)
     if settings.submission and settings.submission.active:
-        from relaykit import submission
-        from relaykit.plan import combine
+        from relaykit.core import submission
+        from relaykit.core.plan import combine
 
         networks = submission.trusted_networks(settings.submission)
         users = files if files is not None else ConfigFiles()  # the database's are not loaded
@@ -53,7 +53,7 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
 
 def summary(plan: Plan) -> str:
     """The start-up line: senders per relay, with or without credentials (overview.py)."""
-    from relaykit.overview import summary as overview
+    from relaykit.core.overview import summary as overview
 
     return overview(plan)
 
@@ -82,7 +82,7 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     changes = apply_prepared(prepared)
     log.info(summary(prepared.plan))
     if log.enabled("debug"):  # one line per sender: only worth building when shown
-        from relaykit.overview import describe
+        from relaykit.core.overview import describe
 
         for line in describe(prepared.plan):
             log.debug(line)
@@ -94,7 +94,8 @@ def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
 def prepare_submission(prepared: Prepared) -> bool:
     """Before Postfix is pointed at them: the TLS certificate (self-signed if none is
     given) and Dovecot's files. True when dovecot.conf changed (Dovecot needs a reload)."""
-    from relaykit import dovecot, submission
+    from relaykit.edges import dovecot
+    from relaykit.core import submission
 
     settings = prepared.settings
     if submission.ensure_certificate(settings.submission, settings.mail_config, prepared.postfix.param("myhostname")):
@@ -105,7 +106,7 @@ def prepare_submission(prepared: Prepared) -> bool:
         log.warn("!" * 72)
     layout = dovecot.layout_for(settings, prepared.postfix)
     if prepared.files is None:  # the database store: Dovecot asks PostgreSQL
-        from relaykit.pgsql import connection
+        from relaykit.core.pgsql import connection
 
         database = connection((settings.postfix_database_url or settings.database_url).reveal())
         config_changed, passwd_changed = dovecot.write(layout, (), database)
@@ -123,7 +124,7 @@ def prepare_submission(prepared: Prepared) -> bool:
 def _database_schema(url: str) -> None:
     """Bring the schema up to date. A database that does not answer is not fatal here:
     the node starts, and Postfix defers mail (nothing bounces) until it is back."""
-    from relaykit.commands.database import upgrade_schema
+    from relaykit.cli.commands.database import upgrade_schema
     from relaykit.stores.postgres import DatabaseError
 
     try:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from pathlib import Path
 
-from relaykit import validate
+from relaykit.inputs import validate
 from relaykit.errors import ConfigError, RelaykitError
 from relaykit.secret import Secret
 
 if TYPE_CHECKING:  # the annotation only: submission is imported when settings load it
-    from relaykit.submission import SubmissionSettings
+    from relaykit.core.submission import SubmissionSettings
 
 TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "texthash")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -44,7 +44,7 @@ class Settings:
     relay_password: Secret | None = None
     table_type: str | None = None  # None: Postfix's default_database_type
     log_level: str = "info"
-    submission: "SubmissionSettings | None" = None  # relaykit.submission: ports 587/465, trusted networks
+    submission: "SubmissionSettings | None" = None  # relaykit.core.submission: ports 587/465, trusted networks
     # PostgreSQL store (stores/postgres.py): relaykit's admin connection, and the
     # read-only one Postfix's pgsql: lookups use (defaults to the admin one).
     database_url: Secret | None = None
@@ -158,7 +158,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
 
 
 def _submission(env: Mapping[str, str], origins: dict[str, str]):
-    from relaykit.submission import load_settings
+    from relaykit.core.submission import load_settings
 
     return load_settings(env, origins)
 

@@ -1,0 +1,1 @@
+"""Pure planners: settings + parsed entries -> Plan (no I/O, no environment reads)."""

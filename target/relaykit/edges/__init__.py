@@ -1,0 +1,1 @@
+"""The only code that touches the system: Postfix, Dovecot, ip/openssl, the atomic file editor."""

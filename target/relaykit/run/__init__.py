@@ -1,0 +1,1 @@
+"""Orchestration: configure/apply, the daemon (relaykit start), watching the config directory."""
