@@ -134,3 +134,23 @@ def test_an_unverifiable_certificate_is_reported_and_accepted_as_postfix_would(e
     assert "warn certificate" in result.stdout and "certificate NOT verified" in result.stdout
     assert [(m.login, m.tls) for m in relay.messages] == [("AKIA", True)]
     assert PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("how", ["port 2465", "smtps: prefix"])
+def test_implicit_tls_is_spoken_exactly_where_postfix_speaks_it(mailrun, ca, how):
+    """Port 2465, or `smtps:` on any port, is TLS from the first byte for Postfix (the
+    relaykit_smtps transport), so `setup relay test` must not try STARTTLS there."""
+    relay = CaptureRelay("smtps", ca, tls="implicit", users={"AKIA": PASSWORD},
+                         port=2465 if how == "port 2465" else None)
+    try:
+        relay.start()
+    except OSError as exc:
+        pytest.skip(f"cannot listen on 127.0.0.1:{relay.port} here: {exc}")
+    mailrun.relays.append(relay)
+    host = "127.0.0.1" if how == "port 2465" else "smtps:127.0.0.1"
+    mailrun.run("setup", "relay", "add-domain", "shop.example", host, str(relay.port))
+    mailrun.run("setup", "relay", "add-auth", "shop.example", "AKIA", input=PASSWORD + "\n")
+    result = mailrun.run("setup", "relay", "test", "alice@shop.example", "bob@example.net", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "implicit TLS" in result.stdout and "STARTTLS" not in result.stdout
+    assert [m.login for m in relay.messages] == ["AKIA"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relaykit.run.apply import apply
-from relaykit.core.plan import Plan, Service
+from relaykit.model.plan import Plan, Service
 from relaykit.edges.postfix import Postfix
 
 WRAPPED = Service("relaykit-smtps", "unix", "smtp",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.inputs.dmsfiles import Account, Origin
+from relaykit.model.entries import Account, Origin
 from relaykit.edges.dovecot import DovecotError, DovecotProcess, Layout, write
 from relaykit.secret import Secret
 

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 
+from relaykit.inputs import validate
 from relaykit.stores.db import migrations
 from relaykit.secret import Secret
 from relaykit.stores.files import FileStore
@@ -202,11 +203,11 @@ HOSTILE = ["o'brien@example.com", "back\\slash@example.com", "x'; drop table rel
 def configured(env, pgdb):
     env.vars.update(pgdb.vars(), RELAY_HOST="default.relay.test", RELAY_PORT="2525")
     store = PostgresStore(pgdb.url)
-    store.set_relay("@example.com", ("[domain.relay.test]:587",))
+    store.set_relay("@example.com", (validate.nexthop("[domain.relay.test]:587"),))
     store.set_credential("@example.com", "apikey", Secret("dom'ain\\pw"))
     for address in HOSTILE:
         store.set_account(address, Secret("{PLAIN}x"))
-        store.link(address, ("[user.relay.test]:465",))
+        store.link(address, (validate.nexthop("[user.relay.test]:465"),))
     store.set_account("ann@managed.test", Secret("{PLAIN}x"))
     store.set_relay("@optout.test", ())
     store.set_account("bob@optout.test", Secret("{PLAIN}x"))
@@ -328,3 +329,24 @@ def test_configure_with_the_database_down_still_configures_postfix_and_warns(env
     assert "cannot connect to the database" in result.stdout + result.stderr
     assert pg_server.ADMIN_PASSWORD not in result.stdout + result.stderr
     assert env.postfix.param("sender_dependent_relayhost_maps").startswith("proxy:pgsql:")
+
+
+def test_del_domain_and_del_auth_say_where_the_entry_was_in_either_store(store_env):
+    """Both stores name where their data lives (a file, or the database): the messages of
+    del-domain and del-auth read it from the store, whichever store it is."""
+    where = str(store_env.config_dir / "postfix-relaymap.cf") if store_env.kind == "files" else "PostgreSQL"
+    sasl_where = str(store_env.config_dir / "postfix-sasl-password.cf") if store_env.kind == "files" else "PostgreSQL"
+    store_env.run("setup", "relay", "add-domain", "example.com", "relay.test", "587")
+    store_env.run("setup", "relay", "add-auth", "example.com", "user", "pw")
+    removed = store_env.run("setup", "relay", "del-domain", "example.com")
+    assert (removed.returncode, removed.stderr) == (0, "")
+    assert f"@example.com removed from {where}" in removed.stdout
+    again = store_env.run("setup", "relay", "del-domain", "example.com")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"@example.com has no entry in {where}" in again.stderr
+    removed = store_env.run("setup", "relay", "del-auth", "example.com")
+    assert (removed.returncode, removed.stderr) == (0, "")
+    assert f"credentials of @example.com removed from {sasl_where}" in removed.stdout
+    again = store_env.run("setup", "relay", "del-auth", "example.com")
+    assert again.returncode == 1 and f"@example.com has no credentials in {sasl_where}" in again.stderr
+    assert routes(store_env) == {} and logins(store_env) == {}

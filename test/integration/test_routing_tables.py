@@ -90,3 +90,13 @@ def test_explain_prints_the_route_without_any_password(env):
     assert "relay [one.test]:587, then [two.test]:587 (tried in order)" in result.stdout
     assert "[two.test]:587: u2" in result.stdout and "very-secret" not in result.stdout + result.stderr
     assert env.run("setup", "relay", "explain", "not-an-address").returncode == 1
+
+
+def test_explain_says_secure_for_a_relay_listed_in_relaykit_tls_secure(env):
+    env.write("postfix-relaymap.cf", "@a.test [one.test]:587\n@b.test [two.test]:587\n")
+    env.vars["RELAYKIT_TLS_SECURE"] = "[one.test]:587"
+    secure = env.run("setup", "relay", "explain", "x@a.test")
+    assert secure.returncode == 0, secure.stderr
+    assert "tls:        required (secure)" in secure.stdout
+    other = env.run("setup", "relay", "explain", "x@b.test")
+    assert "tls:        required (encrypt)" in other.stdout

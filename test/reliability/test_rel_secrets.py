@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.inputs.settings import LOG_LEVELS
+from relaykit.model.settings import LOG_LEVELS
 
 ENV_PASSWORD = "Env-Pass-Zq9!x"
 FILE_PASSWORDS = ("Dom-Pass-Zq9", "Hop-Pass-Zq9")

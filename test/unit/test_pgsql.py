@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from relaykit.core import pgsql
+from relaykit.inputs import validate
 from relaykit.errors import ConfigError
 from relaykit.secret import Secret
-from relaykit.inputs.settings import Settings, load
+from relaykit.inputs.settings import load
+from relaykit.model.settings import Settings
 
 ADMIN = "postgresql://admin:adm%21n@db.internal:6543/relaykit"
 READER = "postgresql://reader:r%27e%5Cad@db.internal:6543/relaykit"
@@ -17,6 +19,8 @@ READER = "postgresql://reader:r%27e%5Cad@db.internal:6543/relaykit"
 
 def settings(**kw) -> Settings:
     base = dict(mail_config=Path("/etc/pf"), database_url=Secret(ADMIN), postfix_database_url=Secret(READER))
+    if kw.get("default_relay_host"):  # parsed, as inputs/settings.load does
+        kw["default_relay_hops"] = validate.nexthops(kw["default_relay_host"])
     return Settings(**{**base, **kw})
 
 
@@ -24,7 +28,8 @@ def test_postfix_asks_the_database_for_routes_credentials_tls_and_sender_logins(
     plan = pgsql.build(settings(), "lmdb")
     assert plan.params["sender_dependent_relayhost_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-relays.cf"
     assert plan.params["smtp_sasl_password_maps"] == "proxy:pgsql:/etc/pf/pgsql-sasl-passwords.cf, lmdb:/etc/pf/sasl_passwd"
-    assert plan.params["smtp_tls_policy_maps"] == "proxy:pgsql:/etc/pf/pgsql-tls-policies.cf, lmdb:/etc/pf/tls_policy"
+    # this node's table first: its RELAYKIT_TLS_SECURE `secure` must win over the view's `encrypt`
+    assert plan.params["smtp_tls_policy_maps"] == "lmdb:/etc/pf/tls_policy, proxy:pgsql:/etc/pf/pgsql-tls-policies.cf"
     assert plan.params["smtpd_sender_login_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-logins.cf"
     assert plan.params["smtp_sender_dependent_authentication"] == "yes"
     assert plan.table("relayhost_map") is None
@@ -98,3 +103,15 @@ def test_default_relay_host_on_465_makes_wrappermode_the_default_transport_witho
     assert "sender_transport" not in plan.params["sender_dependent_default_transport_maps"].replace(
         "pgsql-sender-transports", "")
     assert len([s for s in plan.services if s.name == "relaykit_smtps"]) == 1
+
+
+def test_tls_secure_relays_get_secure_on_this_node_and_it_wins_over_the_databases_encrypt(tmp_path):
+    """RELAYKIT_TLS_SECURE names relays that may be routed in the database: this node's
+    tls_policy says `secure` for them, and is looked up before the database's view (whose
+    default is `encrypt` for every relay host), so the stricter level is the one applied."""
+    plan = pgsql.build(load({"MAIL_CONFIG": "/etc/pf", "RELAYKIT_CONFIG_DIR": str(tmp_path),
+                             "RELAYKIT_DATABASE_URL": ADMIN, "RELAYKIT_POSTFIX_DATABASE_URL": READER,
+                             "RELAYKIT_TLS_SECURE": "[smtp.relay.test]:587"}), "lmdb")
+    assert "[smtp.relay.test]:587 secure" in plan.table("tls_policy").lines
+    assert plan.params["smtp_tls_policy_maps"] == "lmdb:/etc/pf/tls_policy, proxy:pgsql:/etc/pf/pgsql-tls-policies.cf"
+    assert not any("RELAYKIT_TLS_SECURE" in w for w in plan.warnings)

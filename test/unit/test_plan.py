@@ -8,19 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.inputs.dmsfiles import Account, ConfigFiles, Credential, Origin, RelayRule
+from relaykit.model.entries import Account, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import ConfigError
 from relaykit.core.plan import build
+from relaykit.inputs import validate
 from relaykit.secret import Secret
-from relaykit.inputs.settings import Settings
+from relaykit.model.settings import Settings
 
 O = Origin("test", 1)
 
 
 def files(relays=(), creds=(), domains=(), **kw) -> ConfigFiles:
     return ConfigFiles(
-        relay_rules=tuple(RelayRule(s, tuple(h), O) for s, h in relays),
-        credentials=tuple(Credential(k, u, Secret(p), O) for k, u, p in creds),
+        relay_rules=tuple(RelayRule(s, validate.relay_list(",".join(h)) if h else (), O) for s, h in relays),
+        credentials=tuple(Credential(k if "@" in k else validate.nexthop(k), u, Secret(p), O) for k, u, p in creds),
         accounts=tuple(Account(f"u@{d}", Secret("x"), O) for d in domains),
         relaymap_exists=bool(relays) or kw.get("relaymap_exists", False),
         sasl_exists=bool(creds),

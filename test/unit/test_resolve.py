@@ -1,19 +1,22 @@
 from __future__ import annotations
 
-from relaykit.inputs.dmsfiles import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.model.entries import ConfigFiles, Credential, Origin, RelayRule
 from relaykit.core.plan import build
+from relaykit.inputs import validate
 from relaykit.core.routing import resolve
 from relaykit.secret import Secret
-from relaykit.inputs.settings import Settings
+from relaykit.model.settings import Settings
 
 O = Origin("postfix-relaymap.cf", 3)
 
 
 def plan(**settings):
-    files = ConfigFiles(relay_rules=(RelayRule("@a.test", ("[ses.test]:587",), O),),
+    files = ConfigFiles(relay_rules=(RelayRule("@a.test", (validate.nexthop("[ses.test]:587"),), O),),
                         credentials=(Credential("@a.test", "akia", Secret("p"), O),
-                                     Credential("[smart.test]:587", "smart", Secret("q"), O)),
+                                     Credential(validate.nexthop("[smart.test]:587"), "smart", Secret("q"), O)),
                         relaymap_exists=True, sasl_exists=True)
+    if settings.get("default_relay_host"):  # parsed, as inputs/settings.load does
+        settings["default_relay_hops"] = validate.nexthops(settings["default_relay_host"])
     return build(Settings(**settings), files, "lmdb")
 
 

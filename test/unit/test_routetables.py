@@ -7,12 +7,12 @@ import pytest
 
 from relaykit.core import routetables
 from relaykit.inputs import validate
-from relaykit.inputs.dmsfiles import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.model.entries import ConfigFiles, Credential, Origin, RelayRule
 from relaykit.errors import RelaykitError
 from relaykit.core.plan import build
 from relaykit.core.routing import resolve
 from relaykit.secret import Secret
-from relaykit.inputs.settings import Settings
+from relaykit.model.settings import Settings
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -44,7 +44,9 @@ def test_route_key_refuses_local_parts_postfix_would_misread(value):
     ("[a.test]:465,[b.test]:465", ("[a.test]:465", "[b.test]:465"), True),
 ])
 def test_relay_list_tls_mode_by_port_or_prefix(value, hops, implicit):
-    assert validate.relay_list(value) == (hops, implicit)
+    parsed = validate.relay_list(value)
+    assert parsed == hops
+    assert [hop.implicit_tls for hop in parsed] == [implicit] * len(hops)
 
 
 def test_relay_list_refuses_mixed_tls_modes():
@@ -62,13 +64,15 @@ O = Origin("postfix-relaymap.cf", 1)
 
 def plan(relays=(), creds=(), recipients=(), **settings):
     files = ConfigFiles(
-        relay_rules=tuple(RelayRule(k, tuple(h), Origin("postfix-relaymap.cf", i), routetables.implicit_port(h[0])
-                                    if h else False) for i, (k, h) in enumerate(relays, 1)),
-        credentials=tuple(Credential(k, u, Secret(p), Origin("postfix-sasl-password.cf", i))
-                          for i, (k, u, p) in enumerate(creds, 1)),
-        recipient_rules=tuple(RelayRule(k, tuple(h), Origin("postfix-recipient-relaymap.cf", i))
+        relay_rules=tuple(RelayRule(k, validate.relay_list(",".join(h)) if h else (), Origin("postfix-relaymap.cf", i))
+                          for i, (k, h) in enumerate(relays, 1)),
+        credentials=tuple(Credential(k if "@" in k else validate.nexthop(k), u, Secret(p),
+                                     Origin("postfix-sasl-password.cf", i)) for i, (k, u, p) in enumerate(creds, 1)),
+        recipient_rules=tuple(RelayRule(k, validate.relay_list(",".join(h)), Origin("postfix-recipient-relaymap.cf", i))
                               for i, (k, h) in enumerate(recipients, 1)),
         relaymap_exists=bool(relays), sasl_exists=bool(creds))
+    if settings.get("default_relay_host"):  # parsed, as inputs/settings.load does
+        settings["default_relay_hops"] = validate.nexthops(settings["default_relay_host"])
     return build(Settings(**settings), files, "lmdb")
 
 
@@ -109,9 +113,9 @@ def test_implicit_tls_puts_every_sender_route_in_the_transport_table():
 
 
 def test_default_relay_skips_managed_domains_a_wildcard_covers():
-    from relaykit.inputs.dmsfiles import Account
+    from relaykit.model.entries import Account
 
-    files = ConfigFiles(relay_rules=(RelayRule("@.corp.test", ("[w.test]:25",), O),),
+    files = ConfigFiles(relay_rules=(RelayRule("@.corp.test", (validate.nexthop("[w.test]:25"),), O),),
                         accounts=(Account("u@eu.corp.test", Secret("x"), O), Account("u@a.test", Secret("x"), O)),
                         relaymap_exists=True)
     p = build(Settings(relay_host="relay.test"), files, "lmdb")

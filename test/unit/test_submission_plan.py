@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.inputs.dmsfiles import Account, Alias, ConfigFiles, Origin
+from relaykit.model.entries import Account, Alias, ConfigFiles, Origin
 from relaykit.edges.dovecot import Layout, render_config, render_passwd, render_sql
 from relaykit.edges.editor import replace_key
 from relaykit.errors import ConfigError
-from relaykit.core.plan import build as build_relay, combine
+from relaykit.core.plan import build as build_relay
+from relaykit.model.plan import combine
 from relaykit.secret import Secret
-from relaykit.inputs.settings import Settings
-from relaykit.core.submission import SubmissionSettings, build, docker_networks, load_settings
+from relaykit.model.settings import Settings
+from relaykit.core.submission import build, docker_networks
+from relaykit.inputs.settings import load_submission as load_settings
+from relaykit.model.settings import SubmissionSettings
 
 O = Origin("postfix-accounts.cf", 3)
 FILES = ConfigFiles(

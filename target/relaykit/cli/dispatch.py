@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
+from relaykit.cli import ui
 from relaykit.errors import RelaykitError, UnknownCommand, UsageError
 
 HELP_WORDS = ("help", "-h", "--help")
@@ -61,7 +62,7 @@ def group_help(prog: str, group: Group) -> str:
 
 
 def _unknown(prog: str, group: Group, word: str) -> UnknownCommand:
-    import difflib
+    import difflib  # lazy: only a mistyped command pays for it (test_layers.LAZY)
 
     names = [c.name for c in group.children]
     close = difflib.get_close_matches(word, names, n=1)
@@ -105,8 +106,6 @@ def main_guard(function, argv: list[str]) -> int:
     try:
         return function(argv)
     except RelaykitError as exc:
-        from relaykit.cli import ui
-
         ui.error(str(exc))
         return exc.exit_status
     except KeyboardInterrupt:
@@ -114,8 +113,6 @@ def main_guard(function, argv: list[str]) -> int:
     except BrokenPipeError:
         return 0
     except OSError as exc:  # e.g. a config path that is a file, a directory, read-only
-        from relaykit.cli import ui
-
         where = f"{exc.filename}: " if exc.filename else ""
         ui.error(f"{where}{exc.strerror or exc}")
         return 1

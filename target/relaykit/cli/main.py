@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
+from relaykit import __version__
 from relaykit.cli.dispatch import Command, Group, main_guard, run
+from relaykit.cli.setup import SETUP
 
 
 def _tree() -> Group:
-    from relaykit.cli.setup import SETUP
-
+    """The `relaykit` command tree (`setup` is one of its branches)."""
     return Group(
         "relaykit",
         "Route Postfix's outbound mail through relay hosts (docker-mailserver compatible).",
@@ -37,8 +39,7 @@ def _tree() -> Group:
 
 
 def configure(args: list[str]) -> int:
-    import gc
-
+    # lazy: run/ imports every layer; `relaykit setup ...` and `health` must not pay for it
     from relaykit.run.configure import configure as run_configure
 
     gc.disable()  # a one-shot process that makes no garbage cycles: see relaykit/gcpause.py
@@ -50,8 +51,6 @@ def configure(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--version"]:
-        from relaykit import __version__
-
         print(f"relaykit {__version__}")
         return 0
     return main_guard(lambda args: run(_tree(), args, "relaykit"), argv)

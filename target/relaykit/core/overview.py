@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaykit.inputs.dmsfiles import ConfigFiles
-from relaykit.core.plan import Plan
 from relaykit.core.routing import Router
+from relaykit.model.entries import ConfigFiles
+from relaykit.model.plan import Plan
 
 # The row for mail whose sender has no entry of its own (it goes to `relayhost`).
 OTHER_SENDERS = "*"

@@ -25,12 +25,13 @@ The lookup files hold the read-only role's password: mode 0640 root:postfix.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from relaykit.inputs.dmsfiles import ConfigFiles
+from relaykit.core.plan import SASL_CLIENT, environment_credentials
+from relaykit.core.routetables import SMTPS, sender_transport, smtp_service
 from relaykit.errors import ConfigError
-from relaykit.core.plan import SASL_PASSWD, TLS_POLICY, Plan, Table, build as build_files
-from relaykit.core.routetables import SMTPS, implicit_port, sender_transport, smtp_service
-from relaykit.inputs.settings import Settings
+from relaykit.model.plan import SASL_PASSWD, TLS_POLICY, Plan, Table
+from relaykit.model.settings import Settings
 
 # one lookup file per question; the view each one reads (db/NNN_*.sql)
 SENDER_RELAYS = "pgsql-sender-relays.cf"
@@ -77,8 +78,6 @@ def lookup_file(url: str, sql: str) -> str:
 
 def connection(url: str) -> dict[str, str]:
     """pgsql_table(5) settings from postgresql://user:password@host:port/dbname."""
-    from urllib.parse import unquote, urlsplit
-
     where = "RELAYKIT_POSTFIX_DATABASE_URL"
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
@@ -110,9 +109,6 @@ def _default_relay_query(value: str) -> str:
 def build(settings: Settings, table_type: str) -> Plan:
     """The plan for a node whose relay configuration is in PostgreSQL."""
     url = (settings.postfix_database_url or settings.database_url).reveal()
-    # This node's environment part (relayhost, RELAY_USER, TLS for its relays) is the
-    # file plan of an empty config directory that has a relaymap.
-    node = build_files(settings, ConfigFiles(relaymap_exists=True), table_type)
     directory = settings.mail_config
 
     def ref(name: str, proxy: bool = True) -> str:
@@ -123,15 +119,16 @@ def build(settings: Settings, table_type: str) -> Plan:
 
     queries = {name: query(*spec) for name, spec in QUERIES.items()}
     relay_maps, transport_maps = [ref(SENDER_RELAYS)], [ref(SENDER_TRANSPORTS)]
-    if settings.relay_nexthop:
-        hop = settings.relay_nexthop
+    hop = settings.relay_nexthop
+    if hop:
         queries[DEFAULT_RELAY] = _default_relay_query(hop)
-        queries[DEFAULT_TRANSPORT] = _default_relay_query(f"{sender_transport(implicit_port(hop))}:{hop}")
+        queries[DEFAULT_TRANSPORT] = _default_relay_query(f"{sender_transport(hop.implicit_tls)}:{hop}")
         relay_maps.append(ref(DEFAULT_RELAY))
         transport_maps.append(ref(DEFAULT_TRANSPORT))
     lookups = tuple(Table(name, tuple(lookup_file(url, sql).splitlines()), secret=True, group="postfix",
                           indexed=False) for name, sql in queries.items())
-    params = dict(node.params)
+    relayhost = settings.default_relay if settings.default_relay_host else ()
+    params = {"relayhost": settings.default_relay_host} if settings.default_relay_host else {}
     params.update({
         # postconf(5) sender_dependent_relayhost_maps: the address, then @domain, each in
         # every map in turn; the database's own entries win over this node's RELAY_HOST.
@@ -141,29 +138,34 @@ def build(settings: Settings, table_type: str) -> Plan:
         "sender_dependent_default_transport_maps": ", ".join(transport_maps),
         # DB credentials (by @domain or relay), then this node's RELAY_USER.
         "smtp_sasl_password_maps": f"{ref(SASL_PASSWORDS)}, {local(SASL_PASSWD)}",
+        **SASL_CLIENT,
         "smtp_sender_dependent_authentication": "yes",
-        "smtp_tls_policy_maps": f"{ref(TLS_POLICIES)}, {local(TLS_POLICY)}",
+        # This node's levels first: the database's view answers `encrypt` (the default
+        # level) for every relay host, and the first table that answers wins, so a hop of
+        # RELAYKIT_TLS_SECURE must be found here, as `secure`, before the database is asked.
+        "smtp_tls_policy_maps": f"{local(TLS_POLICY)}, {ref(TLS_POLICIES)}",
         # who may send as whom (the submission service's reject_sender_login_mismatch)
         "smtpd_sender_login_maps": ref(SENDER_LOGINS),
     })
-    tables = tuple(t for t in node.tables if t.name == SASL_PASSWD)
-    # TLS for this node's relays: the file plan knows only routes it computed itself, but
-    # here RELAY_HOST serves the database's domains too.
-    tls = node.table(TLS_POLICY).lines
-    if settings.relay_nexthop and f"{settings.relay_nexthop} encrypt" not in tls:
-        tls += (f"{settings.relay_nexthop} encrypt",)
-    tables += (Table(TLS_POLICY, tls),) + lookups
-    if node.relayhost and implicit_port(node.relayhost[0]):
+    credentials = environment_credentials(settings)
+    # This node's relays (RELAY_HOST serves the database's domains too) and the hops of
+    # RELAYKIT_TLS_SECURE, which the database may route: each with the level it was
+    # parsed with (model/nexthop.py).
+    hops = dict.fromkeys((*relayhost, *((hop,) if hop else ()), *settings.tls_secure))
+    tables = (
+        Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in credentials), secret=True),
+        Table(TLS_POLICY, tuple(f"{h} {h.level}" for h in hops)),
+        *lookups,
+    )
+    if relayhost and relayhost[0].implicit_tls:
         # DEFAULT_RELAY_HOST on 465/2465: what no map routes goes to relayhost, by wrappermode
         params["default_transport"] = SMTPS
     # The wrappermode transport always exists: a 465 route may be added to the database
     # at any time, and Postfix must be able to use it at once, with no reconfigure.
-    services = node.services
-    if not any(s.name == SMTPS for s in services):
-        services += (smtp_service(SMTPS, implicit=True),)
-    warnings = node.warnings
+    services = (smtp_service(SMTPS, implicit=True),)
+    warnings: tuple[str, ...] = ()
     if not settings.postfix_database_url:
         warnings += ("Postfix connects to the database with relaykit's admin role: set "
                      "RELAYKIT_POSTFIX_DATABASE_URL to a read-only role (member of relaykit_postfix)",)
     return Plan(tables=tables, params=params, services=services, table_type=table_type,
-                relayhost=node.relayhost, warnings=warnings)
+                relayhost=relayhost, warnings=warnings)

@@ -1,5 +1,5 @@
 """The tables and transports for routing beyond DMS: subdomain wildcards, implicit TLS,
-relays by recipient domain. Pure, like plan.py, which calls `build`.
+relays by recipient domain. Pure, like core/plan.py, which calls `build`.
 
 Subdomains (`@.example.com`): hash/lmdb tables cannot match a suffix, so wildcards go into
 a pcre table listed AFTER the exact one. Postfix's address lookup (mail_addr_find) tries
@@ -20,10 +20,11 @@ hop, never the credentials of whoever sent the mail.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from relaykit.inputs import validate
+from relaykit.model.nexthop import NextHop
+from relaykit.model.plan import Route, Service, Table
 
 SMTPS = "relaykit_smtps"  # wrappermode client for senders' implicit-TLS relays
 RCPT = "relaykit_rcpt"  # client for relays chosen by recipient domain (credentials by relay)
@@ -39,15 +40,11 @@ TABLES = (RELAYHOST_WILDCARDS, SASL_WILDCARDS, SENDER_TRANSPORT, SENDER_TRANSPOR
 
 @dataclass(frozen=True)
 class Extra:
-    tables: tuple = ()
-    params: dict | None = None
-    services: tuple = ()
-    warnings: tuple[str, ...] = ()
+    """What routing beyond DMS adds to the plan."""
 
-
-def implicit_port(hop: str) -> bool:
-    port = hop.rpartition(":")[2]
-    return port.isdigit() and validate.implicit_by_port(int(port))
+    tables: tuple[Table, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)
+    services: tuple[Service, ...] = ()
 
 
 def parents(domain: str) -> list[str]:
@@ -102,13 +99,12 @@ def _catch_all_lines(values: list[tuple[str, str]], optouts, default: str) -> tu
     return tuple(f"{_pattern(k)} {_result(v)}" for k, v in (*exact, *wild)) + (f"/^/ {default}",)
 
 
-def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, directory: Path) -> Extra:
-    from relaykit.core.plan import Table  # plan imports this module
-
+def build(routes: list[Route], optouts: tuple[Route, ...], recipient_routes: tuple[Route, ...], creds: list,
+          relayhost: tuple[NextHop, ...], table_type: str, directory: Path) -> Extra:
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
 
-    tables, params, services, warnings = [], {}, [], []
+    tables, params, services = [], {}, []
     dunno = [(o.sender, "DUNNO") for o in optouts]
 
     relay_wild = _wildcard_lines([(r.sender, ",".join(r.nexthops)) for r in routes] + dunno)
@@ -123,7 +119,7 @@ def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, 
 
     # DEFAULT_RELAY_HOST on 465/2465: main.cf relayhost cannot pick a transport, so a
     # catch-all last line of the pcre table sends every other sender there by wrappermode.
-    implicit_default = bool(relayhost) and implicit_port(relayhost[0])
+    implicit_default = bool(relayhost) and relayhost[0].implicit_tls
     if implicit_default or any(r.implicit_tls for r in routes):
         values = [(r.sender, f"{sender_transport(r.implicit_tls)}:{','.join(r.nexthops)}") for r in routes]
         tables.append(Table(SENDER_TRANSPORT, tuple(f"{k} {v}" for k, v in values if not k.startswith("@."))))
@@ -146,47 +142,13 @@ def build(routes, optouts, recipient_routes, creds, relayhost, table_type: str, 
         for implicit in sorted({r.implicit_tls for r in recipient_routes}):
             services.append(smtp_service(sender_transport(implicit, recipient=True), implicit=implicit,
                                           sender_auth=False))
-    return Extra(tuple(tables), params, tuple(services), tuple(warnings))
+    return Extra(tuple(tables), params, tuple(services))
 
 
-def smtp_service(name: str, implicit: bool, sender_auth: bool = True):
-    from relaykit.core.plan import Service
-
+def smtp_service(name: str, implicit: bool, sender_auth: bool = True) -> Service:
     options = [("syslog_name", f"postfix/{name}")]
     if implicit:
         options += [("smtp_tls_wrappermode", "yes"), ("smtp_tls_security_level", "encrypt")]
     if not sender_auth:
         options.append(("smtp_sender_dependent_authentication", "no"))
     return Service(name, "unix", "smtp", tuple(options))
-
-
-def direct_credentials(plan) -> list:
-    """Sender-keyed logins whose sender's mail (some of it) is delivered directly."""
-    from relaykit.core.routing import Router  # routing imports plan, which imports this module
-
-    router = Router(plan)
-    optouts = [o.sender[1:] for o in plan.optouts if not o.sender.startswith("@.")]
-    found = []
-    for login in plan.logins:
-        if "@" not in login.key:
-            continue  # by relay: only ever offered to that relay
-        if login.key.startswith("@."):
-            parent = login.key[2:]
-            senders = [f"postmaster@sub.{parent}"] + [f"postmaster@{d}" for d in optouts if d.endswith("." + parent)]
-        else:
-            senders = [f"postmaster{login.key}" if login.key.startswith("@") else login.key]
-        if any(router.resolve(sender).direct for sender in senders):
-            found.append(login)
-    return found
-
-
-def remove_unplanned(directory: Path, planned: set[str]) -> list[str]:
-    """Delete the tables of this module no longer planned (a wildcard table may hold passwords)."""
-    removed = []
-    for name in TABLES:
-        for path in (Path(directory, name), Path(directory, name + ".lmdb"), Path(directory, name + ".db"),
-                     Path(directory, name + ".cdb")):
-            if name not in planned and path.exists():
-                path.unlink()
-                removed.append(path.name)
-    return removed

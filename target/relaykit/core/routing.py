@@ -12,23 +12,25 @@ It follows Postfix's own lookup order (postconf(5)):
 - smtp_sasl_password_maps with smtp_sender_dependent_authentication: the sender
   address, then `@domain`, then `@.parent` wildcards, then the next hop (`[host]:port`),
   looked up again for each relay of a failover list.
-- TLS: relays are in tls_policy with `encrypt`; direct delivery is main.cf's level.
+- TLS: relays are in tls_policy with their hop's level (`encrypt`, or `secure` for
+  RELAYKIT_TLS_SECURE); direct delivery is main.cf's level.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaykit.inputs.dmsfiles import Origin
-from relaykit.core.plan import Login, Plan, Route
-from relaykit.core.routetables import implicit_port, parents, sender_transport
+from relaykit.core.routetables import parents, sender_transport
+from relaykit.model.entries import Origin
+from relaykit.model.nexthop import NextHop
+from relaykit.model.plan import Login, Plan, Route
 
 
 @dataclass(frozen=True)
 class Resolution:
     sender: str
     recipient: str | None
-    nexthops: tuple[str, ...]  # empty: direct delivery
+    nexthops: tuple[NextHop, ...]  # empty: direct delivery; each says its TLS mode and level
     origin: Origin | None  # the rule that chose the route (None: nothing matched)
     login: Login | None  # the credentials Postfix presents to the first hop (no password)
     tls_required: bool
@@ -75,7 +77,7 @@ class Router:
             nexthops, origin, implicit = route.nexthops, route.origin, route.implicit_tls
         elif plan.relayhost:
             nexthops, origin = plan.relayhost, Origin("DEFAULT_RELAY_HOST")
-            implicit = implicit_port(plan.relayhost[0])
+            implicit = plan.relayhost[0].implicit_tls
         else:
             nexthops, origin, implicit = (), route.origin if route else None, False
         sender_keys = _sender_keys(sender) if self.sender_dependent and not by_recipient else ()

@@ -1,7 +1,7 @@
 """Submission for users: ports 587 (STARTTLS) and 465 (implicit TLS), Dovecot SASL, no
-open relay, no sender spoofing. `build` is pure (settings + parsed files -> Plan); the
-edges (reading the container's interfaces, making a self-signed certificate) are the
-small functions at the end.
+open relay, no sender spoofing. Pure: settings + parsed entries -> Plan. The environment's
+part is in inputs/settings.py; reading the container's interfaces and making a
+self-signed certificate are edges (edges/system.py).
 
 What Postfix ends up with (postconf(5), master(5), SASL_README):
 - master.cf `submission` and `submissions`: smtpd with TLS required (`encrypt`, or the
@@ -9,7 +9,7 @@ What Postfix ends up with (postconf(5), master(5), SASL_README):
   reject`: an unauthenticated client there can do nothing.
 - `smtpd_tls_auth_only = yes`: AUTH is never offered before STARTTLS, so a password never
   crosses the network in clear, whatever the port.
-- `smtpd_sasl_type = dovecot`, `smtpd_sasl_path = private/auth`: Dovecot (dovecot.py)
+- `smtpd_sasl_type = dovecot`, `smtpd_sasl_path = private/auth`: Dovecot (edges/dovecot.py)
   checks the passwords of postfix-accounts.cf (or of the database store's users) through
   a socket in Postfix's queue dir.
 - Port 25 relays for trusted networks only: `mynetworks` is the container's own loopback
@@ -24,45 +24,19 @@ What Postfix ends up with (postconf(5), master(5), SASL_README):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from relaykit.inputs.dmsfiles import ConfigFiles
-from relaykit.errors import ConfigError, RelaykitError
-from relaykit.core.plan import Plan, Service, Table
-
-if TYPE_CHECKING:
-    from relaykit.inputs.settings import Settings
+from relaykit.core.dovecot import render_passwd
+from relaykit.model.entries import ConfigFiles
+from relaykit.model.plan import Plan, Service, Table
+from relaykit.model.settings import Settings, SubmissionSettings
 
 SENDER_LOGIN = "sender_login"
 AUTH_SOCKET = "private/auth"  # relative to Postfix's queue_directory (smtpd runs there)
 # The container's own processes are always trusted; other loopback addresses are not
 # (tests connect from 127.0.0.2 to prove it).
 LOOPBACK = ("127.0.0.1/32", "[::1]/128")
-DOCKER_MODES = ("none", "container", "host", "network", "connected-networks")
-SSL_TYPES = ("", "manual", "self-signed")
-
-
-@dataclass(frozen=True)
-class SubmissionSettings:
-    enabled: bool = False  # ENABLE_SUBMISSION
-    submission_port: int | None = 587  # None: the service is off
-    submissions_port: int | None = 465
-    address: str | None = None  # SUBMISSION_ADDRESS; None: every inet_interfaces address
-    permit_networks: tuple[str, ...] = ()  # PERMIT_NETWORKS, Postfix's notation
-    permit_docker: str = "none"
-    cert_file: Path | None = None  # SSL_CERT_PATH; None: self-signed, made at start
-    key_file: Path | None = None
-    dovecot_dir: Path = Path("/run/relaykit/dovecot")  # generated dovecot.conf + passwd
-
-    @property
-    def active(self) -> bool:
-        """Anything to plan: submission itself, or trusted networks for port 25."""
-        return self.enabled or bool(self.permit_networks) or self.permit_docker != "none"
-
-
 def tls_files(settings: SubmissionSettings, mail_config: Path) -> tuple[Path, Path]:
     """(certificate, key): the given files, else the self-signed pair in MAIL_CONFIG/tls."""
     if settings.cert_file and settings.key_file:
@@ -112,8 +86,6 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
 
     mail_config = settings.mail_config
     if login_map is None:
-        from relaykit.edges.dovecot import render_passwd
-
         render_passwd(files.accounts)  # an account Dovecot could not read fails here, before any change
     cert, key = tls_files(sub, mail_config)
     params.update({
@@ -157,105 +129,11 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
     )
 
 
-# -- settings ---------------------------------------------------------------------------
-
-def _flag(value: str | None, name: str) -> bool:
-    text = (value or "0").strip().lower()
-    if text in ("1", "yes", "true", "on"):
-        return True
-    if text in ("0", "no", "false", "off"):
-        return False
-    raise RelaykitError(f"{name} must be 0 or 1, not {value!r}")
-
-
-def _port_or_off(value: str | None, default: int, name: str) -> int | None:
-    from relaykit.inputs import validate
-
-    if value is None or value == "":
-        return default
-    return None if value.strip() == "0" else validate.port(value, name)
-
-
-def network(value: str, what: str = "PERMIT_NETWORKS") -> str:
-    """A CIDR network (or address) in Postfix's mynetworks notation: IPv6 in brackets."""
-    import ipaddress
-
-    text = value.strip()
-    if text.startswith("[") and "]" in text:  # Postfix's own [2001:db8::]/32
-        text = text[1:].replace("]", "", 1)
-    try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise RelaykitError(f"{what}: not an IP network such as 192.168.0.0/16 or 2001:db8::/32: {value!r}") from None
-    return str(net) if net.version == 4 else f"[{net.network_address}]/{net.prefixlen}"
-
-
-def load_settings(env: Mapping[str, str], origins: Mapping[str, str]) -> SubmissionSettings:
-    """SubmissionSettings from the environment; ConfigError names the variable."""
-    def checked(name: str, check, *args):
-        try:
-            return check(env.get(name) or None, *args)
-        except RelaykitError as exc:
-            raise ConfigError(exc.message, origins.get(name, name)) from None
-
-    def networks(value, name):
-        return tuple(network(v, name) for v in (value or "").replace(",", " ").split())
-
-    def docker(value, name):
-        mode = (value or "none").strip().lower()
-        if mode not in DOCKER_MODES:
-            raise RelaykitError(f"{name} must be one of {', '.join(DOCKER_MODES)}, not {value!r}")
-        return mode
-
-    def address(value, name):
-        if not value:
-            return None
-        from relaykit.inputs import validate
-
-        return validate.host(value, name)
-
-    enabled = checked("ENABLE_SUBMISSION", _flag, "ENABLE_SUBMISSION")
-    cert, key = _certificate_paths(env, origins)
-    return SubmissionSettings(
-        enabled=enabled,
-        submission_port=checked("SUBMISSION_PORT", _port_or_off, 587, "SUBMISSION_PORT"),
-        submissions_port=checked("SUBMISSIONS_PORT", _port_or_off, 465, "SUBMISSIONS_PORT"),
-        address=checked("SUBMISSION_ADDRESS", address, "SUBMISSION_ADDRESS"),
-        permit_networks=checked("PERMIT_NETWORKS", networks, "PERMIT_NETWORKS"),
-        permit_docker=checked("PERMIT_DOCKER", docker, "PERMIT_DOCKER"),
-        cert_file=cert if enabled else None,
-        key_file=key if enabled else None,
-        dovecot_dir=Path(env.get("RELAYKIT_DOVECOT_DIR") or "/run/relaykit/dovecot"),
-    )
-
-
-def _certificate_paths(env: Mapping[str, str], origins: Mapping[str, str]) -> tuple[Path | None, Path | None]:
-    """DMS's SSL_TYPE=manual with SSL_CERT_PATH/SSL_KEY_PATH; nothing: self-signed."""
-    ssl_type = (env.get("SSL_TYPE") or "").strip()
-    if ssl_type not in SSL_TYPES:
-        raise ConfigError(f"SSL_TYPE {ssl_type!r} is not supported: use 'manual' with SSL_CERT_PATH and "
-                          "SSL_KEY_PATH, or leave it empty for a self-signed certificate",
-                          origins.get("SSL_TYPE", "SSL_TYPE"))
-    cert, key = env.get("SSL_CERT_PATH") or None, env.get("SSL_KEY_PATH") or None
-    if ssl_type == "self-signed" or (not cert and not key and ssl_type != "manual"):
-        return None, None
-    for name, value in (("SSL_CERT_PATH", cert), ("SSL_KEY_PATH", key)):
-        if not value:
-            raise ConfigError("set both SSL_CERT_PATH and SSL_KEY_PATH (PEM files)", origins.get(name, name))
-        if not Path(value).is_file():
-            raise ConfigError(f"{value} is not a readable file", origins.get(name, name))
-    return Path(cert), Path(key)
-
-
-# -- edges ------------------------------------------------------------------------------
-
 def docker_networks(mode: str, interfaces: list[dict]) -> tuple[str, ...]:
-    """DMS's PERMIT_DOCKER, from `ip -j addr` output (pure, so it is testable):
+    """DMS's PERMIT_DOCKER, from `ip -j addr` output (edges/system.py runs it):
     container: this container's addresses; host: their /16 (the Docker host's networks);
     network: Docker's default address pool 172.16.0.0/12; connected-networks: every
     network an interface of the container is on. Loopback is never listed here."""
-    import ipaddress
-
     if mode == "none":
         return ()
     if mode == "network":
@@ -270,42 +148,3 @@ def docker_networks(mode: str, interfaces: list[dict]) -> tuple[str, ...]:
             prefix = {"container": 32, "host": 16}.get(mode, info.get("prefixlen", 32))
             found.append(str(ipaddress.ip_interface(f"{info['local']}/{prefix}").network))
     return tuple(dict.fromkeys(found))
-
-
-def trusted_networks(settings: SubmissionSettings | None) -> tuple[str, ...]:
-    """PERMIT_DOCKER's networks, reading the container's interfaces when the mode needs them."""
-    if settings is None or settings.permit_docker in ("none", "network"):
-        return docker_networks(settings.permit_docker if settings else "none", [])
-    import json
-    import subprocess
-
-    try:
-        out = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise ConfigError(f"cannot list this container's networks (ip -j addr): {exc}", "PERMIT_DOCKER") from None
-    return docker_networks(settings.permit_docker, json.loads(out or "[]"))
-
-
-def ensure_certificate(settings: SubmissionSettings, mail_config: Path, hostname: str) -> bool:
-    """Make the self-signed pair when no certificate is given and none was made before.
-    True when it was made now. The caller warns loudly: clients cannot verify it."""
-    cert, key = tls_files(settings, mail_config)
-    if settings.cert_file or (cert.exists() and key.exists()):
-        return False
-    import subprocess
-
-    cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp_key, tmp_cert = key.with_suffix(".tmp"), cert.with_suffix(".tmp")
-    try:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-days", "825", "-subj", f"/CN={hostname}", "-addext", f"subjectAltName=DNS:{hostname}",
-             "-keyout", str(tmp_key), "-out", str(tmp_cert)],
-            capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise RelaykitError(f"cannot make a self-signed certificate with openssl: {detail.strip()}") from None
-    tmp_key.chmod(0o600)
-    tmp_key.replace(key)
-    tmp_cert.replace(cert)
-    return True

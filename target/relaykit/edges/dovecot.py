@@ -5,128 +5,55 @@ directory (RELAYKIT_DOVECOT_DIR). `DovecotProcess` runs `dovecot -F -c <that con
 the foreground, so a supervisor (relaykit start) or a test owns exactly one process tree
 and no instance ever touches /etc/dovecot or /run/dovecot.
 
-Why a separate passwd-file: postfix-accounts.cf is DMS's `user@domain|{SCHEME}hash`,
-Dovecot's passwd-file driver wants `user@domain:{SCHEME}hash`. The file is written
-atomically, mode 0640 root:dovecot (the auth process runs as `dovecot`); Dovecot re-reads
-it when its mtime changes, so account changes need no reload.
+The texts come from core/dovecot.py. The passwd-file is written atomically, mode 0640
+root:dovecot (the auth process runs as `dovecot`); Dovecot re-reads it when its mtime
+changes, so account changes need no reload. With the database store, Dovecot's sql passdb
+asks PostgreSQL, so a user added on any node can log in on every node at once; its
+connection settings hold the role's password: dovecot-sql.conf.ext, 0640 root:dovecot too.
 
-With the database store, Dovecot's sql passdb asks PostgreSQL instead (view
-relaykit.submission_logins, as the node's read-only role): every login is one query, so
-a user added on any node can log in on every node at once. Its connection settings hold
-the role's password: dovecot-sql.conf.ext, 0640 root:dovecot as well.
+Also `doveadm pw`: passwords are hashed by Dovecot's own code, the code that checks them.
 """
 
 from __future__ import annotations
 
+import grp
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
-from relaykit.inputs.dmsfiles import Account
-from relaykit.edges.editor import write_atomic
-from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
+from relaykit.core import dovecot as conf
+from relaykit.core.dovecot import Layout, render_passwd, render_sql
+from relaykit.core.submission import AUTH_SOCKET
+from relaykit.edges.editor import write_if_changed
+from relaykit.edges.postfix import Postfix
+from relaykit.errors import RelaykitError
+from relaykit.model.entries import Account
+from relaykit.model.settings import Settings
+from relaykit.secret import Secret
+
+__all__ = ["DovecotError", "DovecotProcess", "Layout", "hash_password", "layout_for", "render_config",
+           "render_passwd", "render_sql", "write"]
+
+SCHEME = "SHA512-CRYPT"  # DMS's default
+
 
 def _template() -> Path:
     """target/dovecot/dovecot.conf: in the source tree (editable install), else where
     setup.py's data_files put it (<prefix>/share/relaykit/dovecot)."""
-    import sys
-
     source = Path(__file__).resolve().parents[2] / "dovecot" / "dovecot.conf"
     return source if source.exists() else Path(sys.prefix) / "share" / "relaykit" / "dovecot" / "dovecot.conf"
 
 
-@dataclass(frozen=True)
-class Layout:
-    directory: Path  # dovecot.conf and passwd
-    auth_socket: Path  # <Postfix queue_directory>/private/auth
-
-    @property
-    def config(self) -> Path:
-        return self.directory / "dovecot.conf"
-
-    @property
-    def passwd(self) -> Path:
-        return self.directory / "passwd"
-
-    @property
-    def sql(self) -> Path:
-        return self.directory / "dovecot-sql.conf.ext"
-
-    @property
-    def base_dir(self) -> Path:
-        return self.directory / "run"
-
-
-# Lower-cased logins (%Lu) in both: the addresses are stored lower-cased.
-PASSWD_FILE_PASSDB = """passdb {
-  driver = passwd-file
-  args = scheme=SHA512-CRYPT username_format=%Lu $passwd
-}"""
-SQL_PASSDB = """passdb {
-  driver = sql
-  args = $sql
-}"""
-
-
 def render_config(layout: Layout, template: str | None = None, sql: bool = False) -> str:
-    text = template if template is not None else _template().read_text()
-    passdb = Template(SQL_PASSDB if sql else PASSWD_FILE_PASSDB).substitute(passwd=layout.passwd, sql=layout.sql)
-    return Template(text).substitute(
-        directory=layout.directory, base_dir=layout.base_dir, state_dir=layout.directory / "state",
-        passdb=passdb, auth_socket=layout.auth_socket)
-
-
-def _conninfo_value(value: str) -> str:
-    """A libpq conninfo value: single-quoted, with backslash and quote escaped."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def render_sql(database: Mapping[str, str]) -> str:
-    """dovecot-sql.conf.ext from pgsql.connection()'s settings (hosts, user, password,
-    dbname). The libpq conninfo goes in double quotes: Dovecot then takes it literally
-    (no `$ENV:` expansion, no ` #` comment) after undoing its backslash escapes."""
-    kind, _, where = database["hosts"].partition(":")
-    host, _, port = where.rpartition(":") if kind == "inet" else (where, "", "")
-    params = {"host": host.strip("[]"), "port": port, "dbname": database["dbname"],
-              "user": database["user"], "password": database.get("password", "")}
-    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in params.items() if value)
-    if any(c in conninfo for c in "\r\n\0"):
-        raise ConfigError("must not contain a newline", "RELAYKIT_POSTFIX_DATABASE_URL")
-    connect = conninfo.replace("\\", "\\\\").replace('"', '\\"')
-    return ("# generated by relaykit: Dovecot's sql passdb; holds a database password (0640 root:dovecot)\n"
-            "driver = pgsql\n"
-            f'connect = "{connect}"\n'
-            "default_pass_scheme = SHA512-CRYPT\n"
-            # %Lu: Dovecot escapes it for SQL itself (passdb-sql), nothing is quoted by hand
-            "password_query = SELECT login AS user, password_hash AS password "
-            "FROM relaykit.submission_logins WHERE login = '%Lu'\n")
-
-
-def render_passwd(accounts: Iterable[Account]) -> str:
-    """`user@domain:{SCHEME}hash` lines. A ':' or a blank would shift passwd-file's
-    fields (the hash would be read as a uid...), so such an account is an error."""
-    lines, errors = [], []
-    for account in accounts:
-        hash_ = account.password_hash.reveal()
-        if ":" in account.address or ":" in hash_ or not hash_ or any(c.isspace() for c in hash_):
-            errors.append(ConfigError("the address or hash contains ':' or a blank, or the hash is empty: "
-                                      "Dovecot could not read it", account.origin))
-        else:
-            # lower-cased: Dovecot lower-cases the login (auth_username_format %Lu) too
-            lines.append(f"{account.address.lower()}:{hash_}\n")
-    if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    return "".join(lines)
+    """dovecot.conf for `layout`, from the installed template unless given one."""
+    return conf.render_config(layout, template if template is not None else _template().read_text(), sql)
 
 
 def _group_id(name: str) -> int:
-    import grp
-
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:
@@ -134,15 +61,12 @@ def _group_id(name: str) -> int:
 
 
 def _write_if_changed(path: Path, data: bytes, mode: int, gid: int) -> bool:
-    old_mtime = None
     try:
-        stat = path.stat()
-        old_mtime = stat.st_mtime
-        if path.read_bytes() == data and stat.st_mode & 0o777 == mode and (gid == -1 or stat.st_gid == gid):
-            return False
+        old_mtime: float | None = path.stat().st_mtime
     except FileNotFoundError:
-        pass
-    write_atomic(path, data, mode, uid=0 if os.geteuid() == 0 and gid != -1 else -1, gid=gid)
+        old_mtime = None
+    if not write_if_changed(path, data, mode, uid=0 if os.geteuid() == 0 and gid != -1 else -1, gid=gid):
+        return False
     # Dovecot notices a changed passwd-file by its mtime in whole seconds and its size;
     # a same-size rewrite (a new SHA512-CRYPT hash) in the same second would go unseen.
     if old_mtime is not None and int(path.stat().st_mtime) <= int(old_mtime):
@@ -163,9 +87,8 @@ def write(layout: Layout, accounts: Iterable[Account],
     layout.directory.mkdir(parents=True, exist_ok=True)
     os.chmod(layout.directory, 0o755)  # the dovecot user reads passwd in it
     gid = _group_id("dovecot") if os.geteuid() == 0 else -1
-    # only the file of the passdb in use: neither hashes nor a password are left behind
-    used, unused, data = (layout.sql, layout.passwd, sql) if sql is not None else (layout.passwd, layout.sql, passwd)
-    unused.unlink(missing_ok=True)
+    # only the file of the passdb in use (run/apply.py removes the other one)
+    used, data = (layout.sql, sql) if sql is not None else (layout.passwd, passwd)
     passwd_changed = _write_if_changed(used, data, 0o640, gid)
     config_changed = _write_if_changed(layout.config, config, 0o644, -1)
     return config_changed or (sql is not None and passwd_changed), passwd_changed
@@ -249,11 +172,23 @@ class DovecotProcess:
         return self.process.returncode
 
 
-def layout_for(settings, postfix) -> Layout:
+def layout_for(settings: Settings, postfix: Postfix) -> Layout:
     """Where this configuration's Dovecot lives: RELAYKIT_DOVECOT_DIR, and the auth socket
-    in the queue directory of the Postfix at MAIL_CONFIG (relaykit.inputs.settings.Settings,
-    relaykit.edges.postfix.Postfix)."""
-    from relaykit.core.submission import AUTH_SOCKET
-
+    in the queue directory of the Postfix at MAIL_CONFIG."""
     queue = Path(postfix.param("queue_directory"))
     return Layout(settings.submission.dovecot_dir, queue / AUTH_SOCKET)
+
+
+def hash_password(plain: str, scheme: str = SCHEME) -> Secret:
+    """`{SCHEME}hash` from `doveadm pw`, fed the password twice on stdin (it asks to retype);
+    never an argument (ps(1) shows arguments to every user)."""
+    try:
+        result = subprocess.run(["doveadm", "-O", "pw", "-s", scheme], input=f"{plain}\n{plain}\n",
+                                capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise RelaykitError("doveadm is not installed (Debian package dovecot-core)") from None
+    hashed = result.stdout.strip()
+    # doveadm exits 0 even after "Passwords don't match": trust only a clean, exact answer.
+    if result.returncode or result.stderr.strip() or not hashed.startswith(f"{{{scheme}}}$") or "\n" in hashed:
+        raise RelaykitError(f"doveadm pw could not hash the password: {result.stderr.strip() or 'no output'}")
+    return Secret(hashed)

@@ -160,3 +160,20 @@ def set_line(path: os.PathLike | str, key: str, line: str | None, *, new_mode: i
             return False
         write_atomic(path, new, mode, uid=uid, gid=gid)
         return True
+
+
+def write_if_changed(path: os.PathLike | str, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> bool:
+    """Replace `path` atomically unless it already holds `data` with this mode (and owner
+    and group, where given: -1 leaves them as they are). True when it was written: the
+    one rule for every generated file (Postfix's tables, Dovecot's files)."""
+    path = os.fspath(path)
+    try:
+        stat = os.stat(path)
+        with open(path, "rb") as file:
+            same = file.read() == data
+        if (same and stat.st_mode & 0o777 == mode and uid in (-1, stat.st_uid) and gid in (-1, stat.st_gid)):
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, mode, uid=uid, gid=gid)
+    return True

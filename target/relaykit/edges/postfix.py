@@ -7,6 +7,9 @@ to files first and postmap reads them; main.cf parameters hold no passwords.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -66,9 +69,6 @@ class Postfix:
         has exited, so the file is complete: without this every Postfix program started in
         the next 2 s (postconf, postmap, each daemon after a reload) would wait ~1.8 s.
         """
-        import os
-        import time
-
         path = self.config_dir / name
         past = time.time() - 2.5
         os.utime(path, (past, past))
@@ -104,18 +104,22 @@ class Postfix:
 
     def query(self, table: str, key: str) -> str | None:
         """postmap -q: what Postfix itself finds for `key` in `table` (type:name)."""
-        import sh
-
         try:
             return self._run("postmap", "-q", key, table, _ok_code=[0]).rstrip("\n")
-        except PostfixError:
-            return None
-        except sh.ErrorReturnCode:
+        except PostfixError:  # _run turns every failed exit into this
             return None
 
     # the mail system
     def check(self) -> None:
-        self._run("postfix", "check")
+        """`postfix check`: config sanity, queue directories and owners (what `postfix
+        start-fg` checks first). PostfixError says why: postfix explains only on a
+        terminal, so a failure is run again through script(1) for the reason."""
+        try:
+            self._run("postfix", "check")
+        except PostfixError:
+            result = subprocess.run(["script", "-qec", f"postfix -c '{self.config_dir}' check", "/dev/null"],
+                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            raise PostfixError(f"postfix check failed: {result.stdout.strip() or result.returncode}") from None
 
     def reload(self) -> None:
         self._run("postfix", "reload")

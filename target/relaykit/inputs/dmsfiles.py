@@ -16,7 +16,7 @@ start of a line makes a comment, blank lines are ignored.
 
 Parsing is strict: a line Postfix would read differently from what the user meant is an
 error that names the file and line, so that nothing half-understood reaches a table.
-Editing lives in editor.py.
+Editing lives in edges/editor.py (through stores/files.py).
 """
 
 from __future__ import annotations
@@ -24,94 +24,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit.inputs import validate
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
+from relaykit.inputs import validate
+from relaykit.inputs.dmsnames import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
+from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.secret import Secret
 
-from relaykit.stores.files import RELAYMAP, SASL_PASSWORD  # noqa: E402  (one definition)
-ACCOUNTS = "postfix-accounts.cf"
-VIRTUAL = "postfix-virtual.cf"
-RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an entry came from: a file and line, or the name of an environment variable."""
-
-    path: str
-    line: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}" if self.line else self.path
+__all__ = ["ACCOUNTS", "RECIPIENT_RELAYMAP", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load", "load_accounts", "rows"]
 
 
 @dataclass(frozen=True)
 class Row:
     fields: tuple[str, ...]
     origin: Origin
-
-
-@dataclass(frozen=True)
-class RelayRule:
-    """A relaymap line: mail from `sender` goes to `nexthops` (tried in order); none = opt-out."""
-
-    sender: str
-    nexthops: tuple[str, ...]
-    origin: Origin
-    implicit_tls: bool = False  # TLS from the first byte (port 465/2465 or smtps:[host]:port)
-
-    @property
-    def opted_out(self) -> bool:
-        return not self.nexthops
-
-    @property
-    def value(self) -> str:
-        return ",".join(self.nexthops)
-
-
-@dataclass(frozen=True)
-class Credential:
-    """A sasl_passwd entry: `key` is `@domain` or a relay next hop such as `[host]:port`."""
-
-    key: str
-    user: str
-    password: Secret
-    origin: Origin
-
-
-@dataclass(frozen=True)
-class Account:
-    address: str
-    password_hash: Secret
-    origin: Origin
-
-    @property
-    def domain(self) -> str:
-        return self.address.rpartition("@")[2]
-
-
-@dataclass(frozen=True)
-class Alias:
-    address: str  # user@domain, or @domain for a catch-all
-    targets: tuple[str, ...]
-    origin: Origin
-
-    @property
-    def domain(self) -> str:
-        return self.address.rpartition("@")[2]
-
-
-@dataclass(frozen=True)
-class ConfigFiles:
-    """Everything read from the config directory, validated."""
-
-    relay_rules: tuple[RelayRule, ...] = ()
-    credentials: tuple[Credential, ...] = ()
-    accounts: tuple[Account, ...] = ()
-    aliases: tuple[Alias, ...] = ()
-    relaymap_exists: bool = False
-    sasl_exists: bool = False
-    recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
 
 
 def rows(path: Path) -> list[Row]:
@@ -133,12 +58,12 @@ def rows(path: Path) -> list[Row]:
     return found
 
 
-def _collect(path: Path, parse_row) -> tuple:
+def _collect(path: Path, parse_row, secure: object) -> tuple:
     """Parse every row, gathering all errors so one run reports every bad line."""
     entries, errors = [], []
     for row in rows(path):
         try:
-            entries.append(parse_row(row))
+            entries.append(parse_row(row, secure))
         except RelaykitError as exc:
             errors.append(ConfigError(exc.message, row.origin))
     if errors:
@@ -146,42 +71,41 @@ def _collect(path: Path, parse_row) -> tuple:
     return tuple(entries)
 
 
-def parse_relay_row(row: Row) -> RelayRule:
+def parse_relay_row(row: Row, secure: object = ()) -> RelayRule:
     if len(row.fields) > 2:
         raise RelaykitError(
             "expected '@domain [host]:port' or '@domain' (opt-out), found "
             f"{len(row.fields)} fields; comments must start the line with '#'"
         )
     sender = validate.route_key(row.fields[0], "sender")
-    hops, implicit = validate.relay_list(row.fields[1], "relay") if len(row.fields) == 2 else ((), False)
-    return RelayRule(sender, hops, row.origin, implicit)
+    hops = validate.relay_list(row.fields[1], "relay", secure) if len(row.fields) == 2 else ()
+    return RelayRule(sender, hops, row.origin)
 
 
-def parse_recipient_row(row: Row) -> RelayRule:
+def parse_recipient_row(row: Row, secure: object = ()) -> RelayRule:
     if len(row.fields) != 2:
         raise RelaykitError(
             "expected 'domain [host]:port' or '.domain [host]:port' (every subdomain), found "
             f"{len(row.fields)} fields; comments must start the line with '#'"
         )
     key = validate.recipient_key(row.fields[0])
-    hops, implicit = validate.relay_list(row.fields[1], "relay")
-    return RelayRule(key, hops, row.origin, implicit)
+    return RelayRule(key, validate.relay_list(row.fields[1], "relay", secure), row.origin)
 
 
-def credential_key(text: str) -> str:
+def credential_key(text: str, secure: object = ()) -> str:
     """`@domain`, `user@domain`, `@.domain` (by sender) or a next hop (by relay)."""
     if "@" in text:
         return validate.route_key(text, "sender")
-    return validate.nexthop(text, "relay")
+    return validate.nexthop(text, "relay", secure=secure)
 
 
-def parse_credential_row(row: Row) -> Credential:
+def parse_credential_row(row: Row, secure: object = ()) -> Credential:
     if len(row.fields) != 2:
         raise RelaykitError(
             "expected '@domain user:password' or '[host]:port user:password' "
             f"(one space-free user:password field), found {len(row.fields)} fields"
         )
-    key = credential_key(row.fields[0])
+    key = credential_key(row.fields[0], secure)
     user, colon, password = row.fields[1].partition(":")
     if not colon or not user or not password:
         raise RelaykitError("expected user:password after the key, with neither part empty")
@@ -192,7 +116,7 @@ def parse_credential_row(row: Row) -> Credential:
     return Credential(key, user, Secret(password), row.origin)
 
 
-def parse_account_row(row: Row) -> Account:
+def parse_account_row(row: Row, secure: object = ()) -> Account:
     address, bar, hash_ = " ".join(row.fields).partition("|")
     if not bar or "@" not in address:
         raise RelaykitError("expected 'user@domain|{SCHEME}hash'")
@@ -201,7 +125,7 @@ def parse_account_row(row: Row) -> Account:
     return Account(f"{local}@{validate.domain(domain)}", Secret(hash_.split("|")[0]), row.origin)
 
 
-def parse_alias_row(row: Row) -> Alias:
+def parse_alias_row(row: Row, secure: object = ()) -> Alias:
     if len(row.fields) < 2 or "@" not in row.fields[0]:
         raise RelaykitError("expected 'alias@domain target[,target...]'")
     local, _, domain = row.fields[0].rpartition("@")
@@ -209,22 +133,28 @@ def parse_alias_row(row: Row) -> Alias:
     return Alias(f"{local}@{validate.domain(domain)}", targets, row.origin)
 
 
-def load(config_dir: Path) -> ConfigFiles:
-    """Read and validate all DMS files of a config directory (errors name file:line)."""
+def load_accounts(config_dir: Path) -> tuple[Account, ...]:
+    """postfix-accounts.cf alone (Dovecot's passwd-file needs nothing else)."""
+    return _collect(config_dir / ACCOUNTS, parse_account_row, ())
+
+
+def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
+    """Read and validate all DMS files of a config directory (errors name file:line).
+    `secure`: RELAYKIT_TLS_SECURE's next hops, which parsed hops get level `secure` for."""
     relaymap, sasl = config_dir / RELAYMAP, config_dir / SASL_PASSWORD
     errors: list[RelaykitError] = []
     results = []
     for name, parser in ((RELAYMAP, parse_relay_row), (SASL_PASSWORD, parse_credential_row),
                          (ACCOUNTS, parse_account_row), (VIRTUAL, parse_alias_row)):
         try:
-            results.append(_collect(config_dir / name, parser))
+            results.append(_collect(config_dir / name, parser, secure))
         except ConfigErrors as exc:
             errors.extend(exc.errors)
         except ConfigError as exc:
             errors.append(exc)
     recipient_rules: tuple = ()
     try:
-        recipient_rules = _collect(config_dir / RECIPIENT_RELAYMAP, parse_recipient_row)
+        recipient_rules = _collect(config_dir / RECIPIENT_RELAYMAP, parse_recipient_row, secure)
     except ConfigErrors as exc:
         errors.extend(exc.errors)
     except ConfigError as exc:

@@ -3,79 +3,36 @@
 Precedence (highest first): real environment variables, then `RELAYKIT_ENV_FILE`
 (default `<RELAYKIT_CONFIG_DIR>/relaykit.env`). An empty variable counts as unset, as in
 DMS. A secret `X` may instead come from a file named by `X_FILE` (or DMS's `X__FILE`), as
-Docker and Kubernetes secrets are mounted; giving both is an error.
+Docker and Kubernetes secrets are mounted; giving both is an error (inputs/env.py).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from relaykit.inputs import validate
 from relaykit.errors import ConfigError, RelaykitError
+from relaykit.inputs import env as envvars
+from relaykit.inputs import validate
+from relaykit.model.nexthop import tls_level
+from relaykit.model.settings import DOCKER_MODES, LOG_LEVELS, TABLE_TYPES, Settings, SubmissionSettings
 from relaykit.secret import Secret
 
-if TYPE_CHECKING:  # the annotation only: submission is imported when settings load it
-    from relaykit.core.submission import SubmissionSettings
-
-TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "texthash")
-LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+SSL_TYPES = ("", "manual", "self-signed")
 
 
 def mail_config(environ: Mapping[str, str] = os.environ) -> Path:
-    return Path(environ.get("MAIL_CONFIG") or "/etc/postfix")
+    return Path(envvars.mail_config(environ))
 
 
 def config_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    return Path(environ.get("RELAYKIT_CONFIG_DIR") or "/tmp/docker-mailserver")
-
-
-@dataclass(frozen=True)
-class Settings:
-    mail_config: Path = Path("/etc/postfix")
-    config_dir: Path = Path("/tmp/docker-mailserver")
-    default_relay_host: str | None = None  # verbatim main.cf relayhost
-    relay_host: str | None = None  # without brackets
-    relay_port: int = 25
-    relay_user: str | None = None
-    relay_password: Secret | None = None
-    table_type: str | None = None  # None: Postfix's default_database_type
-    log_level: str = "info"
-    submission: "SubmissionSettings | None" = None  # relaykit.core.submission: ports 587/465, trusted networks
-    # PostgreSQL store (stores/postgres.py): relaykit's admin connection, and the
-    # read-only one Postfix's pgsql: lookups use (defaults to the admin one).
-    database_url: Secret | None = None
-    postfix_database_url: Secret | None = None
-    # RELAYKIT_TLS_SECURE: relay next hops whose certificate must verify (tls_policy
-    # `secure`) instead of only being encrypted (`encrypt`, the default).
-    tls_secure: tuple[str, ...] = ()
-
-    @property
-    def default_relay(self) -> tuple[str, ...]:
-        """The next hop(s) RELAY_USER authenticates to: DEFAULT_RELAY_HOST, else RELAY_HOST."""
-        if self.default_relay_host:
-            return validate.nexthops(self.default_relay_host)
-        if self.relay_host:
-            return (self.relay_nexthop,)
-        return ()
-
-    @property
-    def relay_nexthop(self) -> str | None:
-        """`[RELAY_HOST]:RELAY_PORT`, the relay of managed domains without an entry."""
-        return validate.bracketed(self.relay_host, self.relay_port) if self.relay_host else None
-
-    @property
-    def relay_credentials(self) -> tuple[str, Secret] | None:
-        if self.relay_user and self.relay_password:
-            return self.relay_user, self.relay_password
-        return None
+    return Path(envvars.config_dir(environ))
 
 
 def env_file(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("RELAYKIT_ENV_FILE") or config_dir(environ) / "relaykit.env")
+    return Path(envvars.env_file(environ))
 
 
 def _read_env_file(path: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -97,26 +54,6 @@ def _read_env_file(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return values, origins
 
 
-def _secret_files(env: dict[str, str], origins: dict[str, str], name: str) -> str | None:
-    """The value of `name`, or the content of the file named by name_FILE / name__FILE."""
-    variants = [v for v in (f"{name}_FILE", f"{name}__FILE") if env.get(v)]
-    if len(variants) == 2:
-        raise ConfigError(f"set only one of {variants[0]} and {variants[1]}", variants[0])
-    if not variants:
-        return env.get(name) or None
-    variant = variants[0]
-    if env.get(name):
-        raise ConfigError(f"set either {name} or {variant}, not both", origins.get(variant, variant))
-    path = Path(env[variant])
-    try:
-        value = path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", origins.get(variant, variant)) from None
-    if "\n" in value:
-        raise ConfigError(f"{path} must hold a single line", origins.get(variant, variant))
-    return value or None
-
-
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     """Settings from the environment (and the dotenv file); ConfigError names the variable."""
     file_values, origins = _read_env_file(env_file(environ))
@@ -124,7 +61,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
     for key in environ:
         origins[key] = key
 
-    def checked(name: str, check, value: str | None):
+    def checked(name: str, check: Callable, value: str | None):
         if value is None or value == "":
             return None
         try:
@@ -132,10 +69,15 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         except RelaykitError as exc:
             raise ConfigError(exc.message, origins.get(name, name)) from None
 
+    # first: every other next hop is parsed with its TLS level (model/nexthop.py)
+    listed = checked("RELAYKIT_TLS_SECURE", lambda v: validate.nexthops(v, "RELAYKIT_TLS_SECURE"),
+                     env.get("RELAYKIT_TLS_SECURE")) or ()
+    secure = tuple(hop.with_level(tls_level(hop, listed)) for hop in listed)
     default_relay_host = env.get("DEFAULT_RELAY_HOST") or None
-    checked("DEFAULT_RELAY_HOST", lambda v: validate.nexthops(v, "DEFAULT_RELAY_HOST"), default_relay_host)
-    user = checked("RELAY_USER", validate.username, _secret_files(env, origins, "RELAY_USER"))
-    password = checked("RELAY_PASSWORD", validate.password, _secret_files(env, origins, "RELAY_PASSWORD"))
+    default_hops = checked("DEFAULT_RELAY_HOST",
+                           lambda v: validate.nexthops(v, "DEFAULT_RELAY_HOST", secure), default_relay_host) or ()
+    user = checked("RELAY_USER", validate.username, envvars.secret(env, "RELAY_USER", origins))
+    password = checked("RELAY_PASSWORD", validate.password, envvars.secret(env, "RELAY_PASSWORD", origins))
     if bool(user) != bool(password):
         given, missing = ("RELAY_USER", "RELAY_PASSWORD") if user else ("RELAY_PASSWORD", "RELAY_USER")
         raise ConfigError(f"{given} is set but {missing} is not: set both or neither", given)
@@ -150,17 +92,11 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         relay_password=Secret(password) if password else None,
         table_type=table_type,
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
-        submission=_submission(env, origins),
+        submission=load_submission(env, origins),
         **_database_urls(environ),
-        tls_secure=checked("RELAYKIT_TLS_SECURE", lambda v: validate.nexthops(v, "RELAYKIT_TLS_SECURE"),
-                           env.get("RELAYKIT_TLS_SECURE")) or (),
+        tls_secure=secure,
+        default_relay_hops=default_hops,
     )
-
-
-def _submission(env: Mapping[str, str], origins: dict[str, str]):
-    from relaykit.core.submission import load_settings
-
-    return load_settings(env, origins)
 
 
 def _database_urls(environ: Mapping[str, str]) -> dict[str, Secret | None]:
@@ -169,11 +105,8 @@ def _database_urls(environ: Mapping[str, str]) -> dict[str, Secret | None]:
     Only from the real environment, as stores.open_store() reads them: `setup` and
     `configure` must never disagree on which store is in use.
     """
-    from relaykit.stores import database_url
-
-    url = database_url(environ)
-    real = dict(environ)
-    postfix_url = _secret_files(real, {k: k for k in real}, "RELAYKIT_POSTFIX_DATABASE_URL")
+    url = envvars.database_url(environ)
+    postfix_url = envvars.secret(environ, "RELAYKIT_POSTFIX_DATABASE_URL")
     if postfix_url and not url:
         raise ConfigError("RELAYKIT_POSTFIX_DATABASE_URL needs RELAYKIT_DATABASE_URL too",
                           "RELAYKIT_POSTFIX_DATABASE_URL")
@@ -185,3 +118,85 @@ def _choice(value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise RelaykitError(f"must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+# -- submission (ports 587/465) and trusted networks --------------------------------------
+
+def _flag(value: str | None, name: str) -> bool:
+    text = (value or "0").strip().lower()
+    if text in ("1", "yes", "true", "on"):
+        return True
+    if text in ("0", "no", "false", "off"):
+        return False
+    raise RelaykitError(f"{name} must be 0 or 1, not {value!r}")
+
+
+def _port_or_off(value: str | None, default: int, name: str) -> int | None:
+    if value is None or value == "":
+        return default
+    return None if value.strip() == "0" else validate.port(value, name)
+
+
+def network(value: str, what: str = "PERMIT_NETWORKS") -> str:
+    """A CIDR network (or address) in Postfix's mynetworks notation: IPv6 in brackets."""
+    text = value.strip()
+    if text.startswith("[") and "]" in text:  # Postfix's own [2001:db8::]/32
+        text = text[1:].replace("]", "", 1)
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise RelaykitError(f"{what}: not an IP network such as 192.168.0.0/16 or 2001:db8::/32: {value!r}") from None
+    return str(net) if net.version == 4 else f"[{net.network_address}]/{net.prefixlen}"
+
+
+def load_submission(env: Mapping[str, str], origins: Mapping[str, str]) -> SubmissionSettings:
+    """SubmissionSettings from the environment; ConfigError names the variable."""
+    def checked(name: str, check: Callable, *args):
+        try:
+            return check(env.get(name) or None, *args)
+        except RelaykitError as exc:
+            raise ConfigError(exc.message, origins.get(name, name)) from None
+
+    def networks(value, name):
+        return tuple(network(v, name) for v in (value or "").replace(",", " ").split())
+
+    def docker(value, name):
+        mode = (value or "none").strip().lower()
+        if mode not in DOCKER_MODES:
+            raise RelaykitError(f"{name} must be one of {', '.join(DOCKER_MODES)}, not {value!r}")
+        return mode
+
+    def address(value, name):
+        return validate.host(value, name) if value else None
+
+    enabled = checked("ENABLE_SUBMISSION", _flag, "ENABLE_SUBMISSION")
+    cert, key = _certificate_paths(env, origins)
+    return SubmissionSettings(
+        enabled=enabled,
+        submission_port=checked("SUBMISSION_PORT", _port_or_off, 587, "SUBMISSION_PORT"),
+        submissions_port=checked("SUBMISSIONS_PORT", _port_or_off, 465, "SUBMISSIONS_PORT"),
+        address=checked("SUBMISSION_ADDRESS", address, "SUBMISSION_ADDRESS"),
+        permit_networks=checked("PERMIT_NETWORKS", networks, "PERMIT_NETWORKS"),
+        permit_docker=checked("PERMIT_DOCKER", docker, "PERMIT_DOCKER"),
+        cert_file=cert if enabled else None,
+        key_file=key if enabled else None,
+        dovecot_dir=Path(env.get("RELAYKIT_DOVECOT_DIR") or "/run/relaykit/dovecot"),
+    )
+
+
+def _certificate_paths(env: Mapping[str, str], origins: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    """DMS's SSL_TYPE=manual with SSL_CERT_PATH/SSL_KEY_PATH; nothing: self-signed."""
+    ssl_type = (env.get("SSL_TYPE") or "").strip()
+    if ssl_type not in SSL_TYPES:
+        raise ConfigError(f"SSL_TYPE {ssl_type!r} is not supported: use 'manual' with SSL_CERT_PATH and "
+                          "SSL_KEY_PATH, or leave it empty for a self-signed certificate",
+                          origins.get("SSL_TYPE", "SSL_TYPE"))
+    cert, key = env.get("SSL_CERT_PATH") or None, env.get("SSL_KEY_PATH") or None
+    if ssl_type == "self-signed" or (not cert and not key and ssl_type != "manual"):
+        return None, None
+    for name, value in (("SSL_CERT_PATH", cert), ("SSL_KEY_PATH", key)):
+        if not value:
+            raise ConfigError("set both SSL_CERT_PATH and SSL_KEY_PATH (PEM files)", origins.get(name, name))
+        if not Path(value).is_file():
+            raise ConfigError(f"{value} is not a readable file", origins.get(name, name))
+    return Path(cert), Path(key)

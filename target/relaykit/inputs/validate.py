@@ -13,6 +13,7 @@ from non-SMTPUTF8 clients carry the ASCII form.
 from __future__ import annotations
 
 from relaykit.errors import RelaykitError
+from relaykit.model.nexthop import PREFIXES, NextHop, tls_level
 
 # Plain string checks, no `re`: `setup relay ...` imports this module and must start in
 # a few milliseconds (re and its enum imports alone cost ~5 ms).
@@ -135,13 +136,14 @@ def port(value: str | int, what: str = "port") -> int:
     return int(text)
 
 
-def bracketed(host_: str, port_: int) -> str:
+def bracketed(host_: str, port_: int) -> NextHop:
     """The next hop `[host]:port`, which Postfix uses without MX lookups."""
-    return f"[{host_}]:{port_}"
+    return NextHop(host_, port_)
 
 
-def nexthop(value: str, what: str = "relay") -> str:
-    """One Postfix next hop: host, host:port, [host] or [host]:port. Returned normalized."""
+def nexthop(value: str, what: str = "relay", *, mode: str | None = None, secure: object = ()) -> NextHop:
+    """One Postfix next hop: host, host:port, [host] or [host]:port, parsed (the one parser).
+    `mode`: a TLS mode a prefix chose (else the port's); `secure`: RELAYKIT_TLS_SECURE."""
     field(value, what)
     bracketed_ = value.startswith("[")
     if bracketed_:
@@ -156,27 +158,27 @@ def nexthop(value: str, what: str = "relay") -> str:
         port_text = port_text if colon else None
         if "[" in name or "]" in name:
             raise RelaykitError(f"{what} is not a next hop of the form [host]:port: {value!r}")
-    text = f"[{host(name, what)}]" if bracketed_ else host(name, what)
-    if port_text is not None:
-        text += f":{port(port_text, f'{what} port')}"
-    return text
+    port_ = port(port_text, f"{what} port") if port_text is not None else None
+    hop = NextHop(host(name, what), port_, bracketed=bracketed_, mode=mode)
+    level = tls_level(hop, secure)
+    return hop if level == hop.level else hop.with_level(level)
 
 
-def nexthops(value: str, what: str = "relay") -> tuple[str, ...]:
+def nexthops(value: str, what: str = "relay", secure: object = ()) -> tuple[NextHop, ...]:
     """A list of next hops separated by commas or whitespace (Postfix 3.5+ tries them in order)."""
     known = _NEXTHOPS.get((value, what))
-    if known is not None:
+    if known is not None and not secure:
         return known
     items = value.replace(",", " ").split()
     if not items:
         raise RelaykitError(f"{what} is empty")
-    hops = tuple(nexthop(item, what) for item in items)
-    if len(_NEXTHOPS) < 1024:  # a relaymap names few relays, on thousands of lines
+    hops = tuple(nexthop(item, what, secure=secure) for item in items)
+    if len(_NEXTHOPS) < 1024 and not secure:  # a relaymap names few relays, on thousands of lines
         _NEXTHOPS[(value, what)] = hops
     return hops
 
 
-_NEXTHOPS: dict[tuple[str, str], tuple[str, ...]] = {}
+_NEXTHOPS: dict[tuple[str, str], tuple[NextHop, ...]] = {}
 
 
 def sender_key(value: str, what: str = "sender") -> str:
@@ -207,9 +209,6 @@ def password(value: str) -> str:
 # RFC 5321 dot-atom local parts, ASCII only, minus '#' (a table comment) and '"' (quoting
 # is not supported). Postfix folds table keys to lower case, so we do too.
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!$%&'*+-/=?^_`{|}~.")
-# Ports on which relays speak TLS from the first byte (SES, Mailgun, SendGrid: 465; SES: 2465).
-IMPLICIT_TLS_PORTS = (465, 2465)
-TLS_MODES = ("implicit", "starttls")
 
 
 def local_part(value: str, what: str = "sender address") -> str:
@@ -232,8 +231,7 @@ def route_key(value: str, what: str = "sender") -> str:
     if value.startswith("@."):
         return "@." + domain(value[2:], what)
     if "@" in value[1:]:
-        local, _, dom = value.rpartition("@")
-        return f"{local_part(local, what)}@{domain(dom, what)}"
+        return address(value, what, table_key=True)
     return sender_key(value, what)
 
 
@@ -247,32 +245,55 @@ def recipient_key(value: str, what: str = "recipient domain") -> str:
     return domain(value, what)
 
 
-def relay_list(value: str, what: str = "relay") -> tuple[tuple[str, ...], bool]:
-    """Next hops (comma/space separated, tried in order) and whether they use implicit TLS.
+def _prefixed(item: str, bracket_required: bool = True) -> tuple[str, str | None]:
+    """`smtps:[host]:port` -> ("[host]:port", implicit mode); `smtp:` -> STARTTLS. In files
+    the prefix needs a bracketed hop: `smtp:25` stays host "smtp", port 25."""
+    prefix, colon, rest = item.partition(":")
+    mode = PREFIXES.get(prefix.lower()) if colon else None
+    if mode is None or (bracket_required and not rest.startswith("[")):
+        return item, None
+    return rest, mode
+
+
+def relay_list(value: str, what: str = "relay", secure: object = ()) -> tuple[NextHop, ...]:
+    """Next hops (comma/space separated, tried in order), each with its TLS mode.
 
     A hop may carry a mode prefix, `smtps:[host]:port` (TLS from the first byte) or
-    `smtp:[host]:port` (STARTTLS); without one, ports 465 and 2465 mean implicit TLS.
+    `smtp:[host]:port` (STARTTLS); without one, the port decides (model/nexthop.py).
     All hops of one list must use the same mode (they share one Postfix transport).
     """
     items = value.replace(",", " ").split()
     if not items:
         raise RelaykitError(f"{what} is empty")
-    hops, modes = [], set()
-    for item in items:
-        prefix, colon, rest = item.partition(":")
-        # the prefix needs a bracketed hop: `smtp:25` stays host "smtp", port 25
-        explicit = prefix.lower() if colon and prefix.lower() in ("smtps", "smtp") and rest.startswith("[") else None
-        hop = nexthop(rest if explicit else item, what)
-        if explicit:
-            modes.add(explicit == "smtps")
-        else:
-            port_text = hop.rpartition("]:")[2] if hop.startswith("[") else hop.rpartition(":")[2]
-            modes.add(port_text.isdigit() and int(port_text) in IMPLICIT_TLS_PORTS)
-        hops.append(hop)
-    if len(modes) > 1:
+    hops = tuple(nexthop(text, what, mode=mode, secure=secure) for text, mode in map(_prefixed, items))
+    if len({hop.mode for hop in hops}) > 1:
         raise RelaykitError(f"{what}: all relays of one list must use the same TLS mode (implicit or STARTTLS): {value!r}")
-    return tuple(hops), modes.pop()
+    return hops
 
 
-def implicit_by_port(port_: int) -> bool:
-    return port_ in IMPLICIT_TLS_PORTS
+def relay(host_: str, port_: str = "25", what: str = "host") -> NextHop:
+    """`setup`'s `<host> [<port>]`: `smtps:host` forces implicit TLS, `smtp:host` STARTTLS
+    (brackets optional here), else the port decides."""
+    text, mode = _prefixed(host_, bracket_required=False)
+    return NextHop(host(text, what), port(port_), mode=mode)
+
+
+def address(value: str, what: str = "address", *, table_key: bool = False) -> str:
+    """user@domain with the domain normalized: the one address check.
+
+    table_key: the address is a key of a Postfix table (relaymap, sasl_passwd), so its
+    local part must be a plain dot-atom, lower-cased (local_part). Otherwise the local
+    part keeps its case and only what would break a DMS file is refused: `|` (accounts),
+    `:` (Dovecot's passwd-file), `,` (alias target lists).
+    """
+    field(value, what)
+    local, at, dom = value.rpartition("@")
+    if not at or not local:
+        raise RelaykitError(f"{what} must be an address (user@domain); {value!r} is not an email address")
+    if table_key:
+        local = local_part(local, what)
+    else:
+        for char in "|:,":
+            if char in local:
+                raise RelaykitError(f"{what} must not contain {char!r}: {value!r}")
+    return f"{local}@{domain(dom, what)}"

@@ -7,50 +7,55 @@ Only what changed is touched, so an unchanged configuration causes no reload chu
 relaykit remembers in `relaykit.state` (in MAIL_CONFIG) which main.cf parameters it set;
 one it set before and no longer plans is removed, unless someone changed it since. A
 parameter an administrator set by hand is never removed.
+
+Every file relaykit deletes is deleted here: tables no longer planned, and the Dovecot
+passdb file of the store not in use (the planners and edges only write).
 """
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit.edges.editor import Locked, write_atomic
-from relaykit.core.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 from relaykit.core import routetables
+from relaykit.core.dovecot import Layout, Passdb
+from relaykit.edges import dovecot
+from relaykit.edges.editor import Locked, write_atomic, write_if_changed
 from relaykit.edges.postfix import INDEXED_SUFFIX, Postfix
+from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 
 STATE_FILE = "relaykit.state"
 
 
 @dataclass(frozen=True)
 class Changes:
+    """What an apply changed: Postfix's tables (file names) and main.cf/master.cf entries,
+    and whether Dovecot's config changed (Dovecot then needs a reload, Postfix does not)."""
+
     tables: tuple[str, ...]
     params: tuple[str, ...]
+    dovecot_config: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.tables or self.params)
+        return bool(self.tables or self.params or self.dovecot_config)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Everything changed, for the log."""
+        return (*self.tables, *self.params, *(("dovecot.conf",) if self.dovecot_config else ()))
 
 
 def _write_table(path: Path, text: str, secret: bool, group: str | None = None) -> bool:
-    data = text.encode()
     mode = 0o640 if group else 0o600 if secret else 0o644
     gid = _gid(group) if group else 0 if os.geteuid() == 0 else -1
-    try:
-        stat = path.stat()
-        if path.read_bytes() == data and (stat.st_mode & 0o777) == mode and gid in (-1, stat.st_gid):
-            return False
-    except FileNotFoundError:
-        pass
-    write_atomic(path, data, mode, uid=0 if os.geteuid() == 0 else -1, gid=gid)
-    return True
+    return write_if_changed(path, text.encode(), mode, uid=0 if os.geteuid() == 0 else -1, gid=gid)
 
 
 def _gid(group: str) -> int:
     """The group's id when we can chown to it (as root), else -1 (leave the group as is)."""
-    import grp
-
     if os.geteuid() != 0:
         return -1
     try:
@@ -127,7 +132,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     if not plan.configured and (previous or state["services"]):
         changed_tables += _remove_tables(directory)
     elif plan.configured:
-        changed_tables += routetables.remove_unplanned(directory, {t.name for t in plan.tables})
+        changed_tables += _remove_unplanned(directory, {t.name for t in plan.tables})
     return Changes(tuple(changed_tables), tuple([*to_set, *stale, *service_set, *service_stale]))
 
 
@@ -140,3 +145,26 @@ def _remove_tables(directory: Path) -> list[str]:
                 path.unlink()
                 removed.append(path.name)
     return removed
+
+
+def _remove_unplanned(directory: Path, planned: set[str]) -> list[str]:
+    """The routing-beyond-DMS tables no longer planned, with their compiled forms (a
+    wildcard table may hold passwords)."""
+    removed = []
+    for name in routetables.TABLES:
+        if name in planned:
+            continue
+        for path in (Path(directory, name), *(Path(directory, name + s) for s in dict.fromkeys(INDEXED_SUFFIX.values()))):
+            if path.exists():
+                path.unlink()
+                removed.append(path.name)
+    return removed
+
+
+def apply_dovecot(layout: Layout, passdb: Passdb) -> tuple[bool, bool]:
+    """Dovecot's files for this passdb (edges/dovecot.write), and the other passdb's file
+    removed: neither hashes nor a database password are left behind. Returns (config
+    changed, passwd changed), as write does."""
+    changed = dovecot.write(layout, passdb.accounts, passdb.database)
+    (layout.passwd if passdb.database is not None else layout.sql).unlink(missing_ok=True)
+    return changed

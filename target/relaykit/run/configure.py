@@ -1,4 +1,8 @@
-"""`relaykit configure`: read everything, plan, apply. Also the daemon's reload step."""
+"""`relaykit configure`: read everything, plan, apply. Also the daemon's reload step.
+
+Store-agnostic: the store (stores/) produces its own Postfix plan and says what Dovecot
+checks passwords against; this module never asks which store it has.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaykit import log
-from relaykit.run.apply import Changes, apply
-from relaykit.inputs.dmsfiles import ConfigFiles
-from relaykit.gcpause import paused_gc
-from relaykit.core.plan import Plan, build
+from relaykit.core import overview
+from relaykit.core.plan import build
+from relaykit.core.submission import tls_files
+from relaykit.edges import system
+from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix
-from relaykit.inputs.settings import Settings, load
+from relaykit.inputs.settings import load
+from relaykit.model.entries import ConfigFiles
+from relaykit.model.plan import Plan
+from relaykit.model.settings import Settings
+from relaykit.run.apply import Changes, apply, apply_dovecot
+from relaykit.stores import open_store
 
 
 @dataclass(frozen=True)
@@ -20,45 +30,33 @@ class Prepared:
     settings: Settings
     plan: Plan
     postfix: Postfix
-    files: ConfigFiles | None = None
+    store: object  # a stores.protocol.Store
 
 
 def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     """Settings, inputs and the plan, with no change made anywhere. Raises ConfigError."""
-    from relaykit.stores import open_store
-
     settings = load(environ)
     log.set_level(settings.log_level)
     postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
-    files, login_map = None, None
-    if settings.database_url:  # Postfix (and Dovecot) read the database itself: no files to load
-        from relaykit.core import pgsql
+    store = open_store(environ)
+    networks = system.trusted_networks(settings.submission) if settings.submission and settings.submission.active \
+        else ()
+    return Prepared(settings, store.plan(settings, table_type, networks), postfix, store)
 
-        plan = pgsql.build(settings, table_type)
-        login_map = plan.params["smtpd_sender_login_maps"]
-    else:
-        with paused_gc():  # 100k-line configs: see gcpause.py
-            files = open_store(environ).load()
-            plan = build(settings, files, table_type)
-    if settings.submission and settings.submission.active:
-        from relaykit.core import submission
-        from relaykit.core.plan import combine
 
-        networks = submission.trusted_networks(settings.submission)
-        users = files if files is not None else ConfigFiles()  # the database's are not loaded
-        plan = combine(plan, submission.build(settings, users, table_type, networks, login_map))
-    return Prepared(settings, plan, postfix, files)
+def routing(environ: Mapping[str, str] = os.environ) -> tuple[Settings, ConfigFiles, Plan]:
+    """(settings, entries, plan) as configure computes the routes, without running Postfix
+    (the table type only changes main.cf references, not who is routed where): what
+    `setup relay list/explain/test` read, whichever store holds the entries."""
+    settings = load(environ)
+    files = open_store(environ).load(settings.tls_secure)
+    return settings, files, build(settings, files, settings.table_type or "hash")
 
 
 def summary(plan: Plan) -> str:
-    """The start-up line: senders per relay, with or without credentials (overview.py)."""
-    from relaykit.core.overview import summary as overview
-
-    return overview(plan)
-
-
-DOVECOT_CONF = "dovecot.conf"  # in Changes.tables when Dovecot must re-read its config
+    """The start-up line: senders per relay, with or without credentials (core/overview.py)."""
+    return overview.summary(plan)
 
 
 def apply_prepared(prepared: Prepared) -> Changes:
@@ -70,65 +68,37 @@ def apply_prepared(prepared: Prepared) -> Changes:
     if prepared.settings.submission and prepared.settings.submission.enabled:
         dovecot_changed = prepare_submission(prepared)
     changes = apply(prepared.plan, prepared.postfix)
-    if dovecot_changed:
-        changes = Changes((*changes.tables, DOVECOT_CONF), changes.params)
-    return changes
+    return Changes(changes.tables, changes.params, dovecot_config=dovecot_changed)
 
 
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
-    if prepared.settings.database_url:
-        _database_schema(prepared.settings.database_url.reveal())
+    prepared.store.prepare()
     changes = apply_prepared(prepared)
     log.info(summary(prepared.plan))
     if log.enabled("debug"):  # one line per sender: only worth building when shown
-        from relaykit.core.overview import describe
-
-        for line in describe(prepared.plan):
+        for line in overview.describe(prepared.plan):
             log.debug(line)
     if changes:
-        log.debug(f"changed: {', '.join((*changes.tables, *changes.params))}")
+        log.debug(f"changed: {', '.join(changes.names)}")
     return prepared.plan, changes
 
 
 def prepare_submission(prepared: Prepared) -> bool:
     """Before Postfix is pointed at them: the TLS certificate (self-signed if none is
     given) and Dovecot's files. True when dovecot.conf changed (Dovecot needs a reload)."""
-    from relaykit.edges import dovecot
-    from relaykit.core import submission
-
     settings = prepared.settings
-    if submission.ensure_certificate(settings.submission, settings.mail_config, prepared.postfix.param("myhostname")):
-        cert, _ = submission.tls_files(settings.submission, settings.mail_config)
+    if system.ensure_certificate(settings.submission, settings.mail_config, prepared.postfix.param("myhostname")):
+        cert, _ = tls_files(settings.submission, settings.mail_config)
         log.warn("!" * 72)
         log.warn(f"no SSL_CERT_PATH/SSL_KEY_PATH given: made a SELF-SIGNED certificate ({cert}).")
         log.warn("Mail clients cannot verify it. Set SSL_TYPE=manual, SSL_CERT_PATH and SSL_KEY_PATH.")
         log.warn("!" * 72)
-    layout = dovecot.layout_for(settings, prepared.postfix)
-    if prepared.files is None:  # the database store: Dovecot asks PostgreSQL
-        from relaykit.core.pgsql import connection
-
-        database = connection((settings.postfix_database_url or settings.database_url).reveal())
-        config_changed, passwd_changed = dovecot.write(layout, (), database)
-        accounts = "accounts in PostgreSQL"
-    else:
-        config_changed, passwd_changed = dovecot.write(layout, prepared.files.accounts)
-        accounts = f"{len(prepared.files.accounts)} account(s)"
+    layout = layout_for(settings, prepared.postfix)
+    passdb = prepared.store.passdb(settings)
+    config_changed, passwd_changed = apply_dovecot(layout, passdb)
     if config_changed or passwd_changed:
         log.debug(f"dovecot: wrote {layout.directory}")
     listening = ", ".join(s.name for s in prepared.plan.services if s.command == "smtpd") or "no port"
-    log.info(f"submission: {listening}; {accounts}")
+    log.info(f"submission: {listening}; {passdb.summary}")
     return config_changed
-
-
-def _database_schema(url: str) -> None:
-    """Bring the schema up to date. A database that does not answer is not fatal here:
-    the node starts, and Postfix defers mail (nothing bounces) until it is back."""
-    from relaykit.cli.commands.database import upgrade_schema
-    from relaykit.stores.postgres import DatabaseError
-
-    try:
-        upgrade_schema(url, always=False)
-    except DatabaseError as exc:
-        log.warn(f"{exc}; Postfix defers mail until the database answers")
-    log.info("relay routes and credentials: looked up in PostgreSQL by Postfix (pgsql: tables)")

@@ -28,9 +28,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relaykit import log
-from relaykit.run.apply import Changes
-from relaykit.errors import ConfigError, RelaykitError, UsageError
+from relaykit.edges.dovecot import DovecotProcess, Layout, layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
+from relaykit.errors import ConfigError, RelaykitError, UsageError
+from relaykit.inputs.settings import config_dir, env_file, load
+from relaykit.run import watch
+from relaykit.run.apply import Changes
+from relaykit.run.configure import apply_prepared, configure, prepare, summary
 
 STOP_TIMEOUT = 10.0  # seconds a service gets to stop after SIGTERM before SIGKILL
 
@@ -87,7 +91,6 @@ class PostfixMaster(Service):
     def __init__(self, postfix: Postfix) -> None:
         super().__init__()
         self.postfix = postfix
-        self.table_type = ""
 
     def command(self) -> list[str]:
         daemon_directory = self.postfix.param("daemon_directory")
@@ -99,20 +102,15 @@ class PostfixMaster(Service):
         # What `postfix start-fg` checks first: config sanity, queue directories and owners.
         try:
             self.postfix.check()
-        except PostfixError:
-            # Again through script(1) for the reason: postfix explains only on a terminal.
-            result = subprocess.run(["script", "-qec", f"postfix -c '{self.postfix.config_dir}' check", "/dev/null"],
-                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
-            raise RelaykitError(f"postfix check failed: {result.stdout.strip() or result.returncode}") from None
+        except PostfixError as exc:  # its own message, not "cannot start: ..." (main)
+            raise RelaykitError(exc.message) from None
 
     def needs_reload(self, changes: Changes) -> bool:
         # main.cf/master.cf changes need a reload. So does any table change, even of an
         # indexed table that daemons would re-open by themselves: trivial-rewrite only
         # notices that a table changed when it accepts a new client, and qmgr stays
         # connected, so a new route could go unused for minutes (README, "Live reload").
-        from relaykit.run.configure import DOVECOT_CONF
-
-        return bool(changes.params or set(changes.tables) - {DOVECOT_CONF})
+        return bool(changes.params or changes.tables)
 
 
 class Dovecot(Service):
@@ -122,10 +120,8 @@ class Dovecot(Service):
 
     name = "dovecot"
 
-    def __init__(self, layout) -> None:
+    def __init__(self, layout: Layout) -> None:
         super().__init__()
-        from relaykit.edges.dovecot import DovecotProcess
-
         self.dovecot = DovecotProcess(layout)
 
     def start(self) -> None:
@@ -133,21 +129,15 @@ class Dovecot(Service):
         self.process = self.dovecot.process
 
     def needs_reload(self, changes: Changes) -> bool:
-        from relaykit.run.configure import DOVECOT_CONF
-
-        return DOVECOT_CONF in changes.tables
+        return changes.dovecot_config
 
 
 def supervised(environ: Mapping[str, str]) -> list[Service]:
     """What `relaykit start` runs, in start order (stopped in reverse)."""
-    from relaykit.inputs.settings import load
-
     settings = load(environ)
     postfix = Postfix(settings.mail_config)
     services: list[Service] = []
     if settings.submission and settings.submission.enabled:
-        from relaykit.edges.dovecot import layout_for
-
         services.append(Dovecot(layout_for(settings, postfix)))
     services.append(PostfixMaster(postfix))
     return services
@@ -158,7 +148,6 @@ class Supervisor:
         self.environ = environ
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.services: list[Service] = []
-        self.stopping = False
         self.watch_stop = threading.Event()
 
     # what goes into the queue
@@ -170,9 +159,6 @@ class Supervisor:
 
     # lifecycle
     def run(self) -> int:
-        from relaykit.run.configure import configure
-        from relaykit.inputs.settings import config_dir, env_file
-
         started = time.monotonic()
         configure(self.environ)  # ConfigError -> exit 1 with file:line: refuse to start
         self.services = supervised(self.environ)
@@ -193,8 +179,6 @@ class Supervisor:
             watched.add(env_file(self.environ).parent)
         for directory in watched:
             directory.mkdir(parents=True, exist_ok=True)
-        from relaykit.run import watch
-
         watch.start(sorted(watched), lambda paths: self.events.put(("changed", paths)), self.watch_stop)
         log.info(f"watching {', '.join(str(d) for d in sorted(watched))} for changes")
         return self._loop()
@@ -219,8 +203,6 @@ class Supervisor:
     def reconfigure(self, why: str) -> Changes | None:
         """Re-plan and re-apply; reload the services the changes concern. Never raises:
         on an invalid config the running services keep the last good one."""
-        from relaykit.run.configure import apply_prepared, prepare, summary
-
         started = time.monotonic()
         try:
             prepared = prepare(self.environ)
@@ -242,14 +224,13 @@ class Supervisor:
                     reloaded.append(service.name)
                 except (RelaykitError, OSError) as exc:
                     log.error(f"reloading {service.name} failed: {exc}")
-        log.info(f"{why} changed: applied {', '.join((*changes.tables, *changes.params))}"
+        log.info(f"{why} changed: applied {', '.join(changes.names)}"
                  f"{'; reloaded ' + ', '.join(reloaded) if reloaded else ''}"
                  f" in {(time.monotonic() - started) * 1000:.0f} ms; {summary(prepared.plan)}")
         return changes
 
     def _stop_all(self) -> int:
         """SIGTERM every running service (last started first), wait, SIGKILL stragglers."""
-        self.stopping = True
         self.watch_stop.set()
         running = [s for s in reversed(self.services) if s.process and s.process.poll() is None]
         for service in running:

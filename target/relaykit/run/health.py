@@ -11,7 +11,9 @@ import os
 import smtplib
 import sys
 
+from relaykit.edges.postfix import Postfix
 from relaykit.errors import RelaykitError, UsageError
+from relaykit.inputs.settings import mail_config
 
 DEFAULT_ADDRESS = "127.0.0.1:25"
 TIMEOUT = 5.0
@@ -40,9 +42,6 @@ def probe_smtp(host: str, port: int) -> str:
 
 
 def main(args: list[str]) -> int:
-    from relaykit.edges.postfix import Postfix
-    from relaykit.inputs.settings import mail_config
-
     verbose = "-v" in args
     rest = [a for a in args if a != "-v"]
     if len(rest) > 1:

@@ -11,6 +11,10 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import watchfiles
+
+from relaykit import log
+
 # The quiet time that ends a burst. Small: it is paid on every reload (see README, "Live reload").
 QUIET_MS = 30
 MAX_MS = 1000
@@ -27,8 +31,6 @@ def start(paths: Iterable[Path], on_change: Callable[[set[str]], None],
           stop: threading.Event) -> threading.Thread:
     """Call `on_change(changed paths)` from a daemon thread for every burst of changes
     under `paths` (directories that must exist), until `stop` is set."""
-    import watchfiles
-
     targets = [str(p) for p in paths]
 
     def loop() -> None:
@@ -38,8 +40,6 @@ def start(paths: Iterable[Path], on_change: Callable[[set[str]], None],
                                             yield_on_timeout=False, raise_interrupt=False):
                 on_change({path for _, path in changes})
         except Exception as exc:  # e.g. the directory was removed: say so, Postfix keeps running
-            from relaykit import log
-
             log.error(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
 
     thread = threading.Thread(target=loop, name="relaykit-watch", daemon=True)

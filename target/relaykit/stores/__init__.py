@@ -1,7 +1,9 @@
-"""Where the relay configuration lives. Files (the DMS config directory) are the default.
+"""Where the relay configuration lives: the DMS files (the embedded default) or PostgreSQL.
 
-A store reads everything the plan needs (`load`) and edits one entry at a time; the CLI
-and the plan do not know which store they have.
+Both stores implement the Store protocol (stores/protocol.py): they edit one entry at a
+time, load everything as model entries, produce their own Postfix plan and name where
+their data lives for messages. `configure` and the `setup` commands ask open_store() for
+"the store" and never which one it is.
 """
 
 from __future__ import annotations
@@ -9,37 +11,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from relaykit.inputs.env import config_dir, database_url
 
-def database_url(environ: Mapping[str, str] = os.environ) -> str | None:
-    """RELAYKIT_DATABASE_URL, or the content of the file RELAYKIT_DATABASE_URL_FILE names.
-
-    Read from the real environment only (not the dotenv file), so that this check costs
-    nothing on the `setup` fast path; settings.py applies the same rule.
-    """
-    url, path = environ.get("RELAYKIT_DATABASE_URL"), environ.get("RELAYKIT_DATABASE_URL_FILE")
-    if url and path:
-        from relaykit.errors import ConfigError
-
-        raise ConfigError("set either RELAYKIT_DATABASE_URL or RELAYKIT_DATABASE_URL_FILE, not both",
-                          "RELAYKIT_DATABASE_URL_FILE")
-    if path:
-        from relaykit.errors import ConfigError
-
-        try:
-            with open(path, encoding="utf-8") as file:
-                url = file.read().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}", "RELAYKIT_DATABASE_URL_FILE") from None
-    return url or None
+__all__ = ["database_url", "open_store"]
 
 
-def open_store(environ: Mapping[str, str] = os.environ):
+def open_store(environ: Mapping[str, str] = os.environ):  # -> stores.protocol.Store
+    """The store the environment names: PostgreSQL when RELAYKIT_DATABASE_URL (or its
+    *_FILE) is set, else the files of RELAYKIT_CONFIG_DIR."""
     url = database_url(environ)
     if url:
+        # lazy: the file store (every `setup` command without a database) never pays for it
         from relaykit.stores.postgres import PostgresStore
 
         return PostgresStore(url)
-    from relaykit.stores.files import FileStore
+    from relaykit.stores.files import FileStore  # lazy: keeps `import relaykit.stores` cheap
 
-    # RELAYKIT_CONFIG_DIR as settings.config_dir() reads it, without importing settings.
-    return FileStore(environ.get("RELAYKIT_CONFIG_DIR") or "/tmp/docker-mailserver")
+    return FileStore(config_dir(environ))

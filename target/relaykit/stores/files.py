@@ -1,69 +1,98 @@
-"""The embedded default store: the DMS files of RELAYKIT_CONFIG_DIR, edited in place."""
+"""The embedded default store: the DMS files of RELAYKIT_CONFIG_DIR, edited in place.
+
+Every edit is one edges/editor.set_line (lock, temp file, rename). On `setup`'s fast path:
+only os and the editor at import; reading and planning import what they need when asked.
+"""
 
 from __future__ import annotations
 
 import os
 
 from relaykit.edges.editor import set_line
+from relaykit.inputs.dmsnames import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
 from relaykit.secret import Secret
 
-# The DMS file names (configfiles.py reads them; that module is imported only to read).
-RELAYMAP = "postfix-relaymap.cf"
-RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
-SASL_PASSWORD = "postfix-sasl-password.cf"
-ACCOUNTS = "postfix-accounts.cf"
-VIRTUAL = "postfix-virtual.cf"
+_FILES = {"relays": RELAYMAP, "recipient relays": RECIPIENT_RELAYMAP, "credentials": SASL_PASSWORD,
+          "accounts": ACCOUNTS, "aliases": VIRTUAL}  # stores/protocol.py's kinds
 
 
 class FileStore:
-    kind = "files"
-
     def __init__(self, config_dir: os.PathLike | str) -> None:
         self.config_dir = os.fspath(config_dir)
-        self.relaymap = os.path.join(self.config_dir, RELAYMAP)
-        self.recipient_relaymap = os.path.join(self.config_dir, RECIPIENT_RELAYMAP)
-        self.sasl = os.path.join(self.config_dir, SASL_PASSWORD)
-        self.accounts = os.path.join(self.config_dir, ACCOUNTS)
-        self.virtual = os.path.join(self.config_dir, VIRTUAL)
 
-    def load(self):
+    def where(self, what: str) -> str:
+        return os.path.join(self.config_dir, _FILES[what])
+
+    # reading and planning
+    def load(self, secure=()):  # -> model.entries.ConfigFiles
+        from pathlib import Path  # lazy, as below: the editing commands never read
+
+        from relaykit.inputs import dmsfiles
+
+        return dmsfiles.load(Path(self.config_dir), secure)
+
+    def plan(self, settings, table_type: str, networks: tuple[str, ...] = ()):  # -> model.plan.Plan
+        """relayhost_map, sasl_passwd, tls_policy... from the files (core/plan.py), plus
+        submission's sender_login from the accounts and aliases (core/submission.py)."""
+        from relaykit.core import plan, submission
+        from relaykit.gcpause import paused_gc
+        from relaykit.model.plan import combine
+
+        with paused_gc():  # 100k-line configs: see gcpause.py
+            files = self.load(settings.tls_secure)
+            relay = plan.build(settings, files, table_type)
+        if settings.submission and settings.submission.active:
+            return combine(relay, submission.build(settings, files, table_type, networks))
+        return relay
+
+    def passdb(self, settings):  # -> core.dovecot.Passdb
         from pathlib import Path
 
-        from relaykit.inputs import dmsfiles as configfiles
+        from relaykit.core.dovecot import Passdb
+        from relaykit.inputs.dmsfiles import load_accounts
 
-        return configfiles.load(Path(self.config_dir))
+        accounts = load_accounts(Path(self.config_dir))
+        return Passdb(accounts=accounts, summary=f"{len(accounts)} account(s)")
 
-    def set_relay(self, sender: str, nexthops: tuple[str, ...]) -> bool:
+    def prepare(self) -> None:
+        """Nothing to prepare: Postfix reads the tables configure writes."""
+
+    def close(self) -> None:
+        """Nothing to close: every edit opens and closes its file."""
+
+    # relays (postfix-relaymap.cf)
+    def set_relay(self, sender: str, nexthops: tuple) -> bool:
         """Route `sender` through `nexthops`; an empty tuple opts it out of the default relay."""
-        line = f"{sender}\t{','.join(nexthops)}" if nexthops else sender
-        return set_line(self.relaymap, sender, line)
+        line = f"{sender}\t{','.join(hop.written for hop in nexthops)}" if nexthops else sender
+        return set_line(self.where("relays"), sender, line)
 
     def remove_relay(self, sender: str) -> bool:
-        return set_line(self.relaymap, sender, None)
+        return set_line(self.where("relays"), sender, None)
 
-    def set_recipient_relay(self, key: str, nexthops: tuple[str, ...]) -> bool:
+    def set_recipient_relay(self, key: str, nexthops: tuple) -> bool:
         """Route mail TO `key` (domain, or .domain for its subdomains) through `nexthops`."""
-        return set_line(self.recipient_relaymap, key, f"{key}\t{','.join(nexthops)}")
+        return set_line(self.where("recipient relays"), key, f"{key}\t{','.join(h.written for h in nexthops)}")
 
     def remove_recipient_relay(self, key: str) -> bool:
-        return set_line(self.recipient_relaymap, key, None)
+        return set_line(self.where("recipient relays"), key, None)
 
+    # credentials (postfix-sasl-password.cf; a new file is 0600)
     def set_credential(self, key: str, user: str, password: Secret) -> bool:
-        return set_line(self.sasl, key, f"{key}\t{user}:{password.reveal()}", new_mode=0o600)
+        return set_line(self.where("credentials"), key, f"{key}\t{user}:{password.reveal()}", new_mode=0o600)
 
     def remove_credential(self, key: str) -> bool:
-        return set_line(self.sasl, key, None)
+        return set_line(self.where("credentials"), key, None)
 
-    # Accounts (submission logins) and aliases: DMS's postfix-accounts.cf, postfix-virtual.cf.
+    # accounts (submission logins) and aliases: DMS's postfix-accounts.cf, postfix-virtual.cf
     def set_account(self, address: str, password_hash: Secret) -> bool:
         """Add or replace `address|{SCHEME}hash` (a new file is 0600: it holds hashes)."""
-        return set_line(self.accounts, address, f"{address}|{password_hash.reveal()}", new_mode=0o600)
+        return set_line(self.where("accounts"), address, f"{address}|{password_hash.reveal()}", new_mode=0o600)
 
     def remove_account(self, address: str) -> bool:
-        return set_line(self.accounts, address, None)
+        return set_line(self.where("accounts"), address, None)
 
     def set_alias(self, address: str, targets: tuple[str, ...]) -> bool:
-        return set_line(self.virtual, address, f"{address} {','.join(targets)}")
+        return set_line(self.where("aliases"), address, f"{address} {','.join(targets)}")
 
     def remove_alias(self, address: str) -> bool:
-        return set_line(self.virtual, address, None)
+        return set_line(self.where("aliases"), address, None)

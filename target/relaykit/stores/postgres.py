@@ -1,8 +1,8 @@
 """The scale-out store: the relay configuration in PostgreSQL, shared by every node.
 
-Same methods and meanings as FileStore, so `setup relay ...` behaves the same; Postfix
-reads the result itself through pgsql: lookup tables (see pgsql.py), so a change is live
-on every node for the next message, with no reload and no sync daemon.
+The Store protocol (stores/protocol.py), as FileStore, so `setup relay ...` behaves the
+same; Postfix reads the result itself through pgsql: lookup tables (core/pgsql.py), so a
+change is live on every node for the next message, with no reload and no sync daemon.
 
 Each method is one transaction; a domain's rows are changed under a row lock on the
 domain, so two commands run at once never lose an entry. Values arrive validated (the
@@ -12,10 +12,20 @@ psycopg is imported here only: the file store never pays for it.
 
 from __future__ import annotations
 
-from relaykit.errors import RelaykitError
+from relaykit import log
+from relaykit.core import pgsql, submission
+from relaykit.core.dovecot import Passdb
+from relaykit.errors import ConfigError, RelaykitError
+from relaykit.inputs import validate
+from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+from relaykit.model.nexthop import NextHop
+from relaykit.model.plan import Plan, combine
+from relaykit.model.settings import Settings
 from relaykit.secret import Secret
+from relaykit.stores.db import ensure_current, upgrade
 
 ORIGIN = "postgresql"
+WHERE = "PostgreSQL (RELAYKIT_DATABASE_URL)"
 
 
 class DatabaseError(RelaykitError):
@@ -23,7 +33,7 @@ class DatabaseError(RelaykitError):
 
 
 def connect(url: str, what: str = "RELAYKIT_DATABASE_URL"):
-    import psycopg
+    import psycopg  # lazy: ~60 ms, paid only when a database is used (test_layers.LAZY)
 
     try:
         return psycopg.connect(url, connect_timeout=10, application_name="relaykit")
@@ -33,24 +43,25 @@ def connect(url: str, what: str = "RELAYKIT_DATABASE_URL"):
         raise DatabaseError(f"cannot connect to the database: {detail}", what) from None
 
 
-def split_nexthop(hop: str) -> tuple[str, int | None, bool]:
-    """`[host]:port` -> (host, port, mx_lookup=False); `host:port` -> (host, port, True)."""
-    if hop.startswith("["):
-        host, _, rest = hop[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else None, False
-    host, colon, port = hop.partition(":")
-    return host, int(port) if colon else None, True
+def upgrade_schema(url: str, always: bool = True) -> list[str]:
+    """Create or upgrade the schema (`relaykit configure`/`start` run it first, with
+    always=False: only when a migration is missing, so a reload stays cheap)."""
+    with connect(url) as conn:
+        conn.autocommit = True
+        applied = upgrade(conn) if always else ensure_current(conn)
+    for name in applied:
+        log.info(f"database: applied migration {name}")
+    return applied
 
 
-# What the schema cannot express: a TLS mode other than the port's (sender_transports)
+# What the schema cannot express: a TLS mode other than the port's (view sender_transports)
 _PREFIX_REFUSED = ("the database store chooses implicit TLS by port (465, 2465): "
                    "an smtp:/smtps: prefix that says otherwise is not supported")
 
 
-def _implicit_by_port(hops) -> bool:
-    from relaykit.core.routetables import implicit_port
-
-    return all(implicit_port(hop) for hop in hops)
+def _port_mode(hop: NextHop) -> bool:
+    """Whether the database can hold `hop`: its mode is its port's (no prefix needed)."""
+    return hop.written == hop
 
 
 def _domain_of(key: str) -> str:
@@ -58,17 +69,38 @@ def _domain_of(key: str) -> str:
 
 
 class PostgresStore:
-    kind = "postgresql"
-
     def __init__(self, url: str) -> None:
         self._url = url
         self._conn = None
 
+    def where(self, what: str) -> str:
+        return WHERE
+
+    # planning: Postfix asks the database itself (core/pgsql.py)
+    def plan(self, settings: Settings, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
+        relay = pgsql.build(settings, table_type)
+        if settings.submission and settings.submission.active:
+            login_map = relay.params["smtpd_sender_login_maps"]  # the database's accounts and aliases
+            return combine(relay, submission.build(settings, ConfigFiles(), table_type, networks, login_map))
+        return relay
+
+    def passdb(self, settings: Settings) -> Passdb:
+        """Dovecot's sql passdb, as Postfix's read-only role."""
+        url = (settings.postfix_database_url or settings.database_url).reveal()
+        return Passdb(database=pgsql.connection(url), summary="accounts in PostgreSQL")
+
+    def prepare(self) -> None:
+        """Bring the schema up to date. A database that does not answer is not fatal here:
+        the node starts, and Postfix defers mail (nothing bounces) until it is back."""
+        try:
+            upgrade_schema(self._url, always=False)
+        except DatabaseError as exc:
+            log.warn(f"{exc}; Postfix defers mail until the database answers")
+        log.info("relay routes and credentials: looked up in PostgreSQL by Postfix (pgsql: tables)")
+
     # connection
     def connection(self):
         if self._conn is None:
-            from relaykit.stores.db import ensure_current
-
             self._conn = connect(self._url)
             self._conn.autocommit = True  # transactions are explicit: `with conn.transaction()`
             ensure_current(self._conn)
@@ -92,10 +124,10 @@ class PostgresStore:
         lock_sql = " FOR UPDATE" if lock else ""
         return self._q(f"SELECT id FROM relaykit.domains WHERE name = %s{lock_sql}", (name,)).fetchone()[0]
 
-    def _relay_host_id(self, hop: str) -> int:
-        if hop.lower().startswith(("smtp:", "smtps:")):  # see import_files
-            raise RelaykitError(f"{hop}: {_PREFIX_REFUSED}")
-        host, port, mx = split_nexthop(hop)
+    def _relay_host_id(self, hop: NextHop) -> int:
+        if not _port_mode(hop):  # see import_files
+            raise RelaykitError(f"{hop.written}: {_PREFIX_REFUSED}")
+        host, port, mx = hop.host, hop.port, not hop.bracketed
         row = self._q("SELECT id FROM relaykit.relay_hosts WHERE nexthop = %s", (hop,)).fetchone()
         if row:
             return row[0]
@@ -107,14 +139,14 @@ class PostgresStore:
         row = self._q("SELECT nexthops FROM relaykit.sender_relays WHERE sender_key = %s", (sender,)).fetchone()
         return row[0] if row else None
 
-    def _link(self, table: str, column: str, owner: int, nexthops: tuple[str, ...]) -> None:
+    def _link(self, table: str, column: str, owner: int, nexthops: tuple[NextHop, ...]) -> None:
         self._q(f"DELETE FROM relaykit.{table} WHERE {column} = %s", (owner,))
         for position, hop in enumerate(nexthops):
             self._q(f"INSERT INTO relaykit.{table} ({column}, position, relay_host_id) VALUES (%s, %s, %s)",
                     (owner, position, self._relay_host_id(hop)))
 
     # relays (postfix-relaymap.cf)
-    def set_relay(self, sender: str, nexthops: tuple[str, ...]) -> bool:
+    def set_relay(self, sender: str, nexthops: tuple[NextHop, ...]) -> bool:
         """Route `@domain` through `nexthops`; an empty tuple opts it out of the default relay."""
         if not sender.startswith("@"):
             return self.link(sender, nexthops)
@@ -154,7 +186,7 @@ class PostgresStore:
                 return kind, row[0]
         return None, None
 
-    def link(self, address: str, nexthops: tuple[str, ...]) -> str:
+    def link(self, address: str, nexthops: tuple[NextHop, ...]) -> str:
         """Route mail from one address through `nexthops`; returns its kind (user, alias...)."""
         with self._tx():
             kind, owner = self._sender_kind(address)
@@ -168,9 +200,7 @@ class PostgresStore:
             return kind
 
     # relays by recipient domain (postfix-recipient-relaymap.cf): files only, so far
-    recipient_relaymap = "the database"
-
-    def set_recipient_relay(self, key: str, nexthops: tuple[str, ...] = ()) -> bool:
+    def set_recipient_relay(self, key: str, nexthops: tuple[NextHop, ...] = ()) -> bool:
         raise RelaykitError("relays by recipient domain are not supported by the database store yet: "
                             "use postfix-recipient-relaymap.cf without RELAYKIT_DATABASE_URL")
 
@@ -187,7 +217,7 @@ class PostgresStore:
                     "DO UPDATE SET username = EXCLUDED.username, password = EXCLUDED.password "
                     "WHERE (c.username, c.password) IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.password)",
                     (domain_id, user, password.reveal())).rowcount > 0
-            relay_id = self._relay_host_id(key)
+            relay_id = self._relay_host_id(key)  # by relay: a NextHop, parsed by validation
             return self._q(
                 "UPDATE relaykit.relay_hosts SET username = %s, password = %s WHERE id = %s "
                 "AND (username, password) IS DISTINCT FROM (%s, %s)",
@@ -239,20 +269,19 @@ class PostgresStore:
                 "WHERE s.user_id <> EXCLUDED.user_id", (address, row[0])).rowcount > 0
 
     # reading
-    def load(self):
-        """Everything as the file store's ConfigFiles, origins naming the database tables."""
-        from relaykit.inputs.dmsfiles import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
-
+    def load(self, secure=()) -> ConfigFiles:
+        """Everything as the file store's ConfigFiles, origins naming the database tables;
+        next hops parsed by the same validation as the files' (inputs/validate.py)."""
         with self._tx():
             # implicit TLS as Postfix will use it (view sender_transports): by port
-            rules = [RelayRule(key, tuple(hops.split(",")), Origin(f"{ORIGIN}:sender_relays"),
-                               _implicit_by_port(hops.split(",")))
+            rules = [RelayRule(key, validate.relay_list(hops, "relay", secure), Origin(f"{ORIGIN}:sender_relays"))
                      for key, hops in self._q("SELECT sender_key, nexthops FROM relaykit.sender_relays "
                                               "WHERE sender_key LIKE '@%%' ORDER BY 1")]
             rules += [RelayRule("@" + name, (), Origin(f"{ORIGIN}:opt_outs"))
                       for (name,) in self._q("SELECT d.name FROM relaykit.opt_outs o JOIN relaykit.domains d "
                                              "ON d.id = o.domain_id ORDER BY 1")]
-            creds = [Credential(key, value.partition(":")[0], Secret(value.partition(":")[2]),
+            creds = [Credential(key if key.startswith("@") else validate.nexthop(key, secure=secure),
+                                value.partition(":")[0], Secret(value.partition(":")[2]),
                                 Origin(f"{ORIGIN}:sasl_passwords"))
                      for key, value in self._q("SELECT sasl_key, credentials FROM relaykit.sasl_passwords ORDER BY 1")]
             accounts = [Account(a, Secret(h), Origin(f"{ORIGIN}:users"))
@@ -262,15 +291,13 @@ class PostgresStore:
         return ConfigFiles(tuple(rules), tuple(creds), tuple(accounts), tuple(aliases),
                            relaymap_exists=True, sasl_exists=True)
 
-    def import_files(self, files) -> dict[str, int]:
-        """Copy a parsed DMS config directory (configfiles.ConfigFiles) in, in ONE transaction.
-        What the database cannot hold (yet) is refused with its file:line, before any change."""
-        from relaykit.errors import ConfigError
-
+    def import_files(self, files: ConfigFiles) -> dict[str, int]:
+        """Copy a parsed DMS config directory in, in ONE transaction. What the database
+        cannot hold (yet) is refused with its file:line, before any change."""
         for rule in files.relay_rules:
             if rule.sender.startswith("@."):
                 raise ConfigError("subdomain wildcards are not supported by the database store", rule.origin)
-            if rule.nexthops and rule.implicit_tls != _implicit_by_port(rule.nexthops):
+            if not all(_port_mode(hop) for hop in rule.nexthops):
                 raise ConfigError(_PREFIX_REFUSED, rule.origin)
         if files.recipient_rules:
             raise ConfigError("relays by recipient domain are not supported by the database store",

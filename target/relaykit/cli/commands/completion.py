@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from relaykit.cli.dispatch import Command, Group
+from relaykit.cli.main import _tree
+from relaykit.cli.setup import SETUP
 from relaykit.errors import UsageError
 
 # Options a leaf command takes besides --help (completed after its name).
@@ -44,9 +46,6 @@ complete -F {function} {program}
 
 
 def main(args: list[str]) -> int:
-    from relaykit.cli.main import _tree
-    from relaykit.cli.setup import SETUP
-
     shell = args[0] if args else "bash"
     if shell not in ("bash", "zsh"):
         raise UsageError(f"no completion for shell {shell!r}: bash and zsh are supported")

@@ -10,26 +10,17 @@ input, never as an argument (ps(1) shows arguments to every user).
 from __future__ import annotations
 
 from relaykit.cli import ui
-from relaykit.inputs import validate
 from relaykit.cli.commands.relay import read_password
-from relaykit.errors import RelaykitError, UsageError
-from relaykit.secret import Secret
+from relaykit.edges.dovecot import hash_password
+from relaykit.errors import UsageError
+from relaykit.inputs import validate
 from relaykit.stores import open_store
-
-SCHEME = "SHA512-CRYPT"
 
 
 def address(value: str) -> str:
     """user@domain, domain lower-cased; nothing that would break postfix-accounts.cf
     (`|`), Dovecot's passwd-file (`:`) or a table line (whitespace, `#`)."""
-    validate.field(value, "email address")
-    local, at, domain = value.rpartition("@")
-    if not at or not local:
-        raise UsageError(f"not an email address (user@domain): {value!r}")
-    for char in "|:,":
-        if char in local:
-            raise UsageError(f"email address must not contain {char!r}: {value!r}")
-    return f"{local}@{validate.domain(domain, 'email domain')}"
+    return validate.address(value, "email address")
 
 
 def password(value: str) -> str:
@@ -39,22 +30,6 @@ def password(value: str) -> str:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise UsageError("password must not contain control characters (newline, tab...)")
     return value
-
-
-def hash_password(plain: str, scheme: str = SCHEME) -> Secret:
-    """`{SCHEME}hash` from `doveadm pw`, fed the password twice on stdin (it asks to retype)."""
-    import subprocess
-
-    try:
-        result = subprocess.run(["doveadm", "-O", "pw", "-s", scheme], input=f"{plain}\n{plain}\n",
-                                capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        raise RelaykitError("doveadm is not installed (Debian package dovecot-core)") from None
-    hashed = result.stdout.strip()
-    # doveadm exits 0 even after "Passwords don't match": trust only a clean, exact answer.
-    if result.returncode or result.stderr.strip() or not hashed.startswith(f"{{{scheme}}}$") or "\n" in hashed:
-        raise RelaykitError(f"doveadm pw could not hash the password: {result.stderr.strip() or 'no output'}")
-    return Secret(hashed)
 
 
 def _accounts(store) -> dict[str, object]:

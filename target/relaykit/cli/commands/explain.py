@@ -1,12 +1,27 @@
 """`setup relay explain <sender> [<recipient>]`: the route Postfix takes, and why.
 
-Read from the same plan `relaykit configure` applies (routing.resolve follows Postfix's
-lookup order), so what it prints is what the tables say. Usernames only, never passwords.
+Read from the same routes `relaykit configure` computes (core/routing.py follows
+Postfix's lookup order), so what it prints is what the tables say. Each next hop says
+its own TLS mode and level (model/nexthop.py). Usernames only, never passwords.
 """
 
 from __future__ import annotations
 
-from relaykit.core.routing import Resolution
+from relaykit.core.routing import Resolution, resolve
+from relaykit.inputs import validate
+from relaykit.run.configure import routing
+
+_LEVELS = {"encrypt": "a relay without TLS gets neither mail nor password",
+           "secure": "and its certificate must verify for its name (RELAYKIT_TLS_SECURE)"}
+
+
+def _tls(r: Resolution) -> str:
+    levels = dict.fromkeys(hop.level for hop in r.nexthops)
+    if len(levels) == 1:
+        level = next(iter(levels))
+        return f"required ({level}): {_LEVELS[level]}"
+    return "required (" + ", ".join(f"{hop.level} for {hop}" for hop in r.nexthops) + \
+        "): a relay without TLS gets neither mail nor password"
 
 
 def describe(r: Resolution) -> list[str]:
@@ -23,7 +38,7 @@ def describe(r: Resolution) -> list[str]:
         lines += [f"route:      relay {', then '.join(r.nexthops)}{order}",
                   f"transport:  {r.transport}" + (" (implicit TLS from the first byte)" if r.implicit_tls
                                                    else " (STARTTLS)"),
-                  "tls:        required (encrypt): a relay without TLS gets neither mail nor password"]
+                  f"tls:        {_tls(r)}"]
         for hop, login in zip(r.nexthops, r.logins):
             who = f"{login.user} (from {login.origin})" if login else "none (no credentials)"
             lines.append(f"login:      {hop}: {who}")
@@ -37,21 +52,8 @@ def describe(r: Resolution) -> list[str]:
 
 
 def explain(args: list[str]) -> int:
-    from relaykit.run.configure import prepare
-    from relaykit.core.routing import resolve
-    from relaykit.inputs import validate
-
-    sender = args[0]
-    if "@" not in sender:
-        raise validate.RelaykitError(f"sender must be an address (user@domain), not {sender!r}")
-    local, _, domain = sender.rpartition("@")
-    sender = f"{validate.local_part(local, 'sender')}@{validate.domain(domain, 'sender')}"
-    recipient = None
-    if len(args) > 1:
-        local, at, domain = args[1].rpartition("@")
-        if not at:
-            raise validate.RelaykitError(f"recipient must be an address (user@domain), not {args[1]!r}")
-        recipient = f"{validate.local_part(local, 'recipient')}@{validate.domain(domain, 'recipient')}"
-    plan = prepare().plan
+    sender = validate.address(args[0], "sender", table_key=True)
+    recipient = validate.address(args[1], "recipient", table_key=True) if len(args) > 1 else None
+    _, _, plan = routing()
     print("\n".join(describe(resolve(plan, sender, recipient))))
     return 0

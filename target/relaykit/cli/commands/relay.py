@@ -15,38 +15,17 @@ from relaykit.secret import Secret
 from relaykit.stores import open_store
 
 
-def _relay(host: str, port: str = "25") -> str:
-    return validate.bracketed(validate.host(host), validate.port(port))
-
-
-def _mode(hop: str, prefix: str) -> str:
-    """Keep an `smtps:`/`smtp:` prefix only where it differs from the port's default mode."""
-    implicit = validate.implicit_by_port(int(hop.rpartition(":")[2]))
-    return prefix + hop if prefix and (prefix == "smtps:") != implicit else hop
-
-
-def _route(host: str, *port: str) -> str:
-    """The next hop of `<host> [<port>]`. `smtps:host` forces implicit TLS, `smtp:host`
-    STARTTLS (default: by port, 465/2465 implicit)."""
-    prefix = ""
-    for candidate in ("smtps:", "smtp:"):
-        if host.lower().startswith(candidate):
-            host, prefix = host[len(candidate):], candidate
-            break
-    return _mode(_relay(host, *port), prefix)
-
-
 def add_domain(args: list[str]) -> int:
-    sender, hop = validate.route_key(args[0], "domain"), _route(*args[1:])
+    sender, hop = validate.route_key(args[0], "domain"), validate.relay(*args[1:])
     open_store().set_relay(sender, (hop,))
-    ui.ok(f"{sender} now relays through {hop}")
+    ui.ok(f"{sender} now relays through {hop.written}")
     return 0
 
 
 def add_recipient_domain(args: list[str]) -> int:
-    key, hop = validate.recipient_key(args[0]), _route(*args[1:])
+    key, hop = validate.recipient_key(args[0]), validate.relay(*args[1:])
     open_store().set_recipient_relay(key, (hop,))
-    ui.ok(f"mail to {key} now goes through {hop}, whoever sends it")
+    ui.ok(f"mail to {key} now goes through {hop.written}, whoever sends it")
     return 0
 
 
@@ -54,8 +33,8 @@ def del_recipient_domain(args: list[str]) -> int:
     store = open_store()
     key = validate.recipient_key(args[0])
     if not store.remove_recipient_relay(key):
-        raise UsageError(f"{key} has no entry in {store.recipient_relaymap}: nothing to delete")
-    ui.ok(f"{key} removed from {store.recipient_relaymap}")
+        raise UsageError(f"{key} has no entry in {store.where('recipient relays')}: nothing to delete")
+    ui.ok(f"{key} removed from {store.where('recipient relays')}")
     return 0
 
 
@@ -64,7 +43,7 @@ def read_password(prompt: str) -> str:
     if sys.stdin is None:
         raise UsageError("no password given and no standard input to read it from")
     if sys.stdin.isatty():
-        import getpass
+        import getpass  # lazy: only a terminal prompts (test_layers.LAZY)
 
         return getpass.getpass(prompt)
     line = sys.stdin.readline()
@@ -94,8 +73,8 @@ def del_domain(args: list[str]) -> int:
     store = open_store()
     sender = validate.sender_key(args[0], "domain")
     if not store.remove_relay(sender):
-        raise UsageError(f"{sender} has no entry in {store.relaymap}: nothing to delete")
-    ui.ok(f"{sender} removed from {store.relaymap}")
+        raise UsageError(f"{sender} has no entry in {store.where('relays')}: nothing to delete")
+    ui.ok(f"{sender} removed from {store.where('relays')}")
     return 0
 
 
@@ -106,6 +85,6 @@ def del_auth(args: list[str]) -> int:
     by_relay = text.startswith("[") or ":" in text  # a domain has neither
     key = validate.nexthop(text, "relay") if by_relay else validate.sender_key(text, "domain")
     if not store.remove_credential(key):
-        raise UsageError(f"{key} has no credentials in {store.sasl}: nothing to delete")
-    ui.ok(f"credentials of {key} removed from {store.sasl}")
+        raise UsageError(f"{key} has no credentials in {store.where('credentials')}: nothing to delete")
+    ui.ok(f"credentials of {key} removed from {store.where('credentials')}")
     return 0

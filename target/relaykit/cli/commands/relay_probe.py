@@ -2,11 +2,15 @@
 would take for it, and print each SMTP step with the relay's reply, as people debug
 relays with swaks.
 
-The route and the login come from the plan (routing.resolve), the password from the plan's
-sasl_passwd table (the only place it lives besides the user's files). It follows
-relaykit's rule for relays: TLS first (STARTTLS, or implicit TLS on port 465), and no
-credentials over a connection that is not encrypted. The password is never printed: not
-in the steps, not in a relay's reply, not in an error.
+The route and the login come from the plan (core/routing.resolve), the password from the
+plan's sasl_passwd table (the only place it lives besides the user's files). It follows
+relaykit's rule for relays, from the route's next hop itself (model/nexthop.py): TLS first
+(STARTTLS, or implicit TLS wherever Postfix speaks it: ports 465/2465 or `smtps:`), no
+credentials over a connection that is not encrypted, and the certificate verified where
+the hop's level is `secure` (RELAYKIT_TLS_SECURE). The password is never printed: not in
+the steps, not in a relay's reply, not in an error.
+
+(Named relay_probe, not relay_test: a module called *_test.py reads as a test.)
 """
 
 from __future__ import annotations
@@ -21,24 +25,19 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from relaykit.cli import ui
+from relaykit.core.routing import resolve
+from relaykit.edges.postfix import Postfix, PostfixError
+from relaykit.errors import RelaykitError
 from relaykit.inputs import validate
-from relaykit.errors import RelaykitError, UsageError
-from relaykit.core.plan import SASL_PASSWD, Login, Plan
+from relaykit.model.nexthop import SECURE, NextHop
+from relaykit.model.plan import SASL_PASSWD, Login, Plan
+from relaykit.run.configure import routing
 
 TIMEOUT = 30.0
-IMPLICIT_TLS_PORT = 465  # submissions (RFC 8314): TLS from the first byte
 
 
 class StepFailed(RelaykitError):
     """A step of the SMTP session failed; the steps printed so far say which."""
-
-
-def _address(value: str, what: str) -> str:
-    local, at, domain = value.rpartition("@")
-    if not at or not local:
-        raise UsageError(f"{what} must be an address user@domain, not {value!r}")
-    validate.field(local, what)
-    return f"{local}@{validate.domain(domain, what)}"
 
 
 def _password(plan: Plan, login: Login) -> str:
@@ -48,17 +47,6 @@ def _password(plan: Plan, login: Login) -> str:
     if line is None:  # the plan always writes a login's line: this is a bug, not input
         raise RelaykitError(f"no password for {login.key} in the plan")
     return line[len(prefix):]
-
-
-def _host_port(hop: str) -> tuple[str, int, bool]:
-    """(host, port, mx) of a next hop; mx: Postfix would look up MX records of the name."""
-    bracketed = hop.startswith("[")
-    if bracketed:
-        host, _, rest = hop[1:].partition("]")
-        port = rest[1:] if rest else "25"
-    else:
-        host, _, port = hop.partition(":")
-    return host, int(port or 25), not bracketed
 
 
 class Session:
@@ -162,11 +150,11 @@ def _converse(smtp: smtplib.SMTP, out: Session, host: str, port: int, implicit: 
     out.step(True, "QUIT", f"{code} {text.decode(errors='replace')}")
 
 
-def _session(host: str, port: int, sender: str, recipient: str, login: Login | None,
+def _session(hop: NextHop, sender: str, recipient: str, login: Login | None,
              password: str | None, data: bytes, context: ssl.SSLContext, verified: bool) -> None:
     """One SMTP session; StepFailed when a step fails, SSLCertVerificationError to retry."""
     out = Session(password)
-    implicit = port == IMPLICIT_TLS_PORT
+    host, port, implicit = hop.host, hop.port or 25, hop.implicit_tls
     helo = socket.gethostname() or "relaykit.localdomain"  # no DNS lookup (smtplib's getfqdn)
     if implicit:
         smtp = smtplib.SMTP_SSL(timeout=TIMEOUT, local_hostname=helo, context=context)
@@ -191,44 +179,43 @@ def _session(host: str, port: int, sender: str, recipient: str, login: Login | N
 
 
 def main(args: list[str]) -> int:
-    from relaykit.cli.commands.relay_view import load_plan
-    from relaykit.core.routing import resolve
-
-    sender, recipient = _address(args[0], "sender"), _address(args[1], "recipient")
-    settings, _, plan = load_plan()
+    sender, recipient = validate.address(args[0], "sender"), validate.address(args[1], "recipient")
+    settings, _, plan = routing()
     route = resolve(plan, sender, recipient)
     if route.direct:
         raise RelaykitError(f"mail from {sender} is not relayed ({route.origin or 'no relay matches'}): "
                             "Postfix delivers it directly to the recipient's MX; nothing to test")
     hop = route.nexthops[0]
-    host, port, mx = _host_port(hop)
     password = _password(plan, route.login) if route.login else None
     login = f"{route.login.user} ({route.login.origin})" if route.login else "none"
     print(f"route: {sender} -> {hop} (rule {route.origin}); login: {login}; TLS required", flush=True)
     if len(route.nexthops) > 1:
         print(f"  (testing the first of {len(route.nexthops)} relays: {', '.join(route.nexthops)})")
-    if mx:
-        print(f"  ({hop} is not in brackets: Postfix would use the MX records of {host}; "
+    if not hop.bracketed:
+        print(f"  ({hop} is not in brackets: Postfix would use the MX records of {hop.host}; "
               "testing the host itself)")
-    if port == IMPLICIT_TLS_PORT:
-        print("  (port 465: implicit TLS from the first byte)")
+    if hop.implicit_tls:
+        print(f"  (port {hop.port}: implicit TLS from the first byte)" if hop.written == hop
+              else "  (smtps: implicit TLS from the first byte)")
     cafile = _ca_file(settings.mail_config)
     data = _message(sender, recipient, hop)
     started = time.monotonic()
     try:
-        _session(host, port, sender, recipient, route.login, password, data, _tls_context(cafile, True), True)
+        _session(hop, sender, recipient, route.login, password, data, _tls_context(cafile, True), True)
     except ssl.SSLCertVerificationError as exc:
+        if hop.level == SECURE:
+            print(f"  FAIL certificate {exc.verify_message}", flush=True)
+            raise StepFailed(f"the certificate of {hop} does not verify, and its tls_policy level is "
+                             "'secure' (RELAYKIT_TLS_SECURE): Postfix keeps this mail deferred") from None
         print(f"  warn certificate {exc.verify_message}: retrying as Postfix would "
               "(tls_policy 'encrypt' does not verify certificates)", flush=True)
-        _session(host, port, sender, recipient, route.login, password, data, _tls_context(cafile, False), False)
+        _session(hop, sender, recipient, route.login, password, data, _tls_context(cafile, False), False)
     ui.ok(f"the relay accepted the test message in {time.monotonic() - started:.2f} s")
     return 0
 
 
 def _ca_file(mail_config) -> str | None:
     """The CA bundle Postfix's SMTP client uses (smtp_tls_CAfile), if it has one."""
-    from relaykit.edges.postfix import Postfix, PostfixError
-
     try:
         value = Postfix(mail_config).param("smtp_tls_CAfile")
     except PostfixError:

@@ -1,8 +1,9 @@
 """`setup relay list` and `setup relay check`: read the configuration, change nothing.
 
-Both read the plan that `relaykit configure` would apply (settings + files -> plan.build),
-so they show and check exactly what Postfix gets. Imported only when they run: they pull
-in dataclasses, pathlib and rich, which the editing commands must not pay for.
+Both read the routes that `relaykit configure` computes (run/configure.routing), so they
+show and check exactly what Postfix gets, whichever store holds them. Imported only when
+they run: they pull in dataclasses, pathlib and rich, which the editing commands must not
+pay for.
 """
 
 from __future__ import annotations
@@ -12,19 +13,12 @@ import os
 from collections.abc import Mapping
 
 from relaykit.cli import ui
+from relaykit.core.overview import rows, summary
+from relaykit.core.plan import build
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError, UsageError
-
-
-def load_plan(environ: Mapping[str, str] = os.environ):
-    """(settings, files, plan) as configure would compute them, without running Postfix:
-    the table type only changes main.cf references, not who is routed where."""
-    from relaykit.core.plan import build
-    from relaykit.inputs.settings import load
-    from relaykit.stores import open_store
-
-    settings = load(environ)
-    files = open_store(environ).load()
-    return settings, files, build(settings, files, settings.table_type or "hash")
+from relaykit.inputs.settings import load
+from relaykit.run.configure import routing
+from relaykit.stores import open_store
 
 
 def _options(args: list[str], allowed: tuple[str, ...]) -> set[str]:
@@ -35,10 +29,8 @@ def _options(args: list[str], allowed: tuple[str, ...]) -> set[str]:
 
 
 def list_relays(args: list[str]) -> int:
-    from relaykit.core.overview import rows
-
     options = _options(args, ("--json",))
-    _, files, plan = load_plan()
+    _, files, plan = routing()
     found = rows(plan, files)
     if "--json" in options:
         print(json.dumps([row.as_dict() for row in found], indent=2))
@@ -46,7 +38,7 @@ def list_relays(args: list[str]) -> int:
     if not found:
         ui.info("no relay configured: outbound mail is delivered directly")
         return 0
-    from rich.table import Table
+    from rich.table import Table  # lazy: --json and scripts never pay for rich (test_layers.LAZY)
     from rich.text import Text  # plain cells: "[host]:port" is not rich markup
 
     table = Table(title="relay routes (* = every other sender)", title_justify="left")
@@ -63,10 +55,6 @@ def list_relays(args: list[str]) -> int:
 def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str], str | None]:
     """Every problem of the environment and the files (not just the first), the plan's
     warnings, and the summary when all is well."""
-    from relaykit.core.plan import build
-    from relaykit.inputs.settings import load
-    from relaykit.stores import open_store
-
     problems: list[RelaykitError] = []
     settings = files = None
     for step in ("settings", "files"):
@@ -74,7 +62,7 @@ def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str
             if step == "settings":
                 settings = load(environ)
             else:
-                files = open_store(environ).load()
+                files = open_store(environ).load(settings.tls_secure if settings else ())
         except ConfigErrors as exc:
             problems += exc.errors
         except ConfigError as exc:
@@ -87,8 +75,6 @@ def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str
         return problems + exc.errors, [], None
     except ConfigError as exc:
         return problems + [exc], [], None
-    from relaykit.core.overview import summary
-
     return problems, list(plan.warnings), summary(plan)
 
 

@@ -1,0 +1,46 @@
+"""The container itself: its network interfaces (`ip`) and a self-signed certificate
+(`openssl`), for submission (core/submission.py plans with what these find)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from relaykit.core.submission import docker_networks, tls_files
+from relaykit.errors import ConfigError, RelaykitError
+from relaykit.model.settings import SubmissionSettings
+
+
+def trusted_networks(settings: SubmissionSettings | None) -> tuple[str, ...]:
+    """PERMIT_DOCKER's networks, reading the container's interfaces when the mode needs them."""
+    if settings is None or settings.permit_docker in ("none", "network"):
+        return docker_networks(settings.permit_docker if settings else "none", [])
+    try:
+        out = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ConfigError(f"cannot list this container's networks (ip -j addr): {exc}", "PERMIT_DOCKER") from None
+    return docker_networks(settings.permit_docker, json.loads(out or "[]"))
+
+
+def ensure_certificate(settings: SubmissionSettings, mail_config: Path, hostname: str) -> bool:
+    """Make the self-signed pair when no certificate is given and none was made before.
+    True when it was made now. The caller warns loudly: clients cannot verify it."""
+    cert, key = tls_files(settings, mail_config)
+    if settings.cert_file or (cert.exists() and key.exists()):
+        return False
+    cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp_key, tmp_cert = key.with_suffix(".tmp"), cert.with_suffix(".tmp")
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "825", "-subj", f"/CN={hostname}", "-addext", f"subjectAltName=DNS:{hostname}",
+             "-keyout", str(tmp_key), "-out", str(tmp_cert)],
+            capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise RelaykitError(f"cannot make a self-signed certificate with openssl: {detail.strip()}") from None
+    tmp_key.chmod(0o600)
+    tmp_key.replace(key)
+    tmp_cert.replace(cert)
+    return True

@@ -1,0 +1,63 @@
+"""The environment's plain facts: where things are, and the one `*_FILE` secret reader.
+
+Light on purpose (os only, no pathlib): `setup` asks it which store to open on every
+command, and must start in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from relaykit.errors import ConfigError
+
+DEFAULT_MAIL_CONFIG = "/etc/postfix"
+DEFAULT_CONFIG_DIR = "/tmp/docker-mailserver"
+
+
+def config_dir(environ: Mapping[str, str] = os.environ) -> str:
+    """RELAYKIT_CONFIG_DIR: the DMS config directory."""
+    return environ.get("RELAYKIT_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+
+
+def mail_config(environ: Mapping[str, str] = os.environ) -> str:
+    """MAIL_CONFIG: Postfix's configuration directory (postconf and postmap honour it)."""
+    return environ.get("MAIL_CONFIG") or DEFAULT_MAIL_CONFIG
+
+
+def env_file(environ: Mapping[str, str] = os.environ) -> str:
+    """RELAYKIT_ENV_FILE, default <RELAYKIT_CONFIG_DIR>/relaykit.env."""
+    return environ.get("RELAYKIT_ENV_FILE") or os.path.join(config_dir(environ), "relaykit.env")
+
+
+def secret(env: Mapping[str, str], name: str, origins: Mapping[str, str] | None = None) -> str | None:
+    """The value of `name`, or the content of the file named by `name_FILE` (Docker and
+    Kubernetes secrets) or DMS's `name__FILE`. Setting two of them is an error; a file
+    must hold one line (a trailing newline is dropped). `origins`: where each variable
+    was set ("file:line" of the dotenv file), for the messages."""
+    origins = origins or {}
+    variants = [v for v in (f"{name}_FILE", f"{name}__FILE") if env.get(v)]
+    if len(variants) == 2:
+        raise ConfigError(f"set only one of {variants[0]} and {variants[1]}", variants[0])
+    if not variants:
+        return env.get(name) or None
+    variant = variants[0]
+    where = origins.get(variant, variant)
+    if env.get(name):
+        raise ConfigError(f"set either {name} or {variant}, not both", where)
+    path = env[variant]
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = file.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", where) from None
+    if "\n" in value:
+        raise ConfigError(f"{path} must hold a single line", where)
+    return value or None
+
+
+def database_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """RELAYKIT_DATABASE_URL (or its *_FILE): which store is in use. Read from the real
+    environment only, never the dotenv file, so `setup` and `configure` always agree."""
+    url = secret(environ, "RELAYKIT_DATABASE_URL")
+    return url.strip() if url else None

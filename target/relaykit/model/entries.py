@@ -1,0 +1,92 @@
+"""What the user's configuration says, parsed: relay rules, credentials, accounts,
+aliases, each with its Origin (file:line, a variable, or a database table).
+
+Both stores produce these (stores/files.py from the DMS files through inputs/dmsfiles.py,
+stores/postgres.py from its tables); the planners (core/) read nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relaykit.model.nexthop import NextHop
+from relaykit.secret import Secret
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an entry came from: a file and line, or the name of an environment variable."""
+
+    path: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+@dataclass(frozen=True)
+class RelayRule:
+    """A relaymap line: mail from `sender` goes to `nexthops` (tried in order); none = opt-out.
+    In postfix-recipient-relaymap.cf, `sender` holds the recipient domain key."""
+
+    sender: str
+    nexthops: tuple[NextHop, ...]
+    origin: Origin
+
+    @property
+    def opted_out(self) -> bool:
+        return not self.nexthops
+
+    @property
+    def value(self) -> str:
+        return ",".join(self.nexthops)
+
+    @property
+    def implicit_tls(self) -> bool:
+        """TLS from the first byte (validation makes every hop of a list agree)."""
+        return bool(self.nexthops) and self.nexthops[0].implicit_tls
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A sasl_passwd entry: `key` is `@domain` (an address, `@.domain`) or a relay next hop."""
+
+    key: str
+    user: str
+    password: Secret
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Account:
+    address: str
+    password_hash: Secret
+    origin: Origin
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class Alias:
+    address: str  # user@domain, or @domain for a catch-all
+    targets: tuple[str, ...]
+    origin: Origin
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class ConfigFiles:
+    """Everything a store holds, validated (for the database store, as if it were files)."""
+
+    relay_rules: tuple[RelayRule, ...] = ()
+    credentials: tuple[Credential, ...] = ()
+    accounts: tuple[Account, ...] = ()
+    aliases: tuple[Alias, ...] = ()
+    relaymap_exists: bool = False
+    sasl_exists: bool = False
+    recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key

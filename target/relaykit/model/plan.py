@@ -1,0 +1,132 @@
+"""The plan: everything Postfix should end up with, as values (core/ computes it, run/apply.py
+carries it out, `setup relay list/explain/test` read it).
+
+Tables are files in MAIL_CONFIG; params are main.cf; services are master.cf entries.
+Routes and logins say who goes where as whom, with the rule that decided it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relaykit.model.entries import Origin
+from relaykit.model.nexthop import NextHop
+
+# The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
+RELAYHOST_MAP = "relayhost_map"
+SASL_PASSWD = "sasl_passwd"
+TLS_POLICY = "tls_policy"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A lookup table file in MAIL_CONFIG: `key value` lines."""
+
+    name: str
+    lines: tuple[str, ...]
+    secret: bool = False  # holds passwords: mode 0600, never logged
+    kind: str | None = None  # a table type of its own (pcre), else the plan's table_type
+    group: str | None = None  # also readable by this group (0640 root:group): pgsql lookup files
+    indexed: bool = True  # compiled by postmap when table_type is indexed; False: a pgsql: config
+
+    def text(self) -> str:
+        return "".join(line + "\n" for line in self.lines)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A master.cf service relaykit adds, e.g. an implicit-TLS SMTP client transport.
+
+    Fields as in master(5): `name type private unpriv chroot wakeup maxproc command`,
+    then `-o name=value` overrides of main.cf for this service only.
+    """
+
+    name: str
+    type: str
+    command: str
+    options: tuple[tuple[str, str], ...] = ()
+    private: str = "-"
+    unpriv: str = "-"
+    chroot: str = "n"
+    wakeup: str = "-"
+    maxproc: str = "-"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.type}"
+
+    def entry(self) -> str:
+        fields = [self.name, self.type, self.private, self.unpriv, self.chroot, self.wakeup, self.maxproc,
+                  self.command]
+        return " ".join(fields + [f"-o {name}={value}" for name, value in self.options])
+
+
+@dataclass(frozen=True)
+class Route:
+    """Mail from `sender` goes to `nexthops`; `origin` says which rule decided it.
+    For a recipient route, `sender` is the recipient domain key."""
+
+    sender: str
+    nexthops: tuple[NextHop, ...]
+    origin: Origin
+
+    @property
+    def implicit_tls(self) -> bool:
+        """Through the wrappermode transport (core/routetables.py); one mode per list."""
+        return bool(self.nexthops) and self.nexthops[0].implicit_tls
+
+
+@dataclass(frozen=True)
+class Login:
+    """Credentials Postfix presents, without the password: `key` is @domain or a next hop."""
+
+    key: str
+    user: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Plan:
+    tables: tuple[Table, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)
+    services: tuple[Service, ...] = ()
+    table_type: str = "hash"
+    relayhost: tuple[NextHop, ...] = ()  # DEFAULT_RELAY_HOST, parsed
+    routes: tuple[Route, ...] = ()
+    logins: tuple[Login, ...] = ()
+    warnings: tuple[str, ...] = ()
+    optouts: tuple[Route, ...] = ()  # opted-out sender keys (they matter under @.domain)
+    recipient_routes: tuple[Route, ...] = ()  # mail TO a domain: `sender` is the domain key
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.params or self.services)
+
+    def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+def combine(*plans: Plan) -> Plan:
+    """One plan from the plans of several features (relay, submission...).
+
+    Two features setting one main.cf parameter to different values is a bug, not input:
+    it raises ValueError.
+    """
+    params: dict[str, str] = {}
+    for plan in plans:
+        for name, value in plan.params.items():
+            if params.setdefault(name, value) != value:
+                raise ValueError(f"two plans set {name}: {params[name]!r} and {value!r}")
+    first = plans[0]
+    return Plan(
+        tables=tuple(t for p in plans for t in p.tables),
+        params=params,
+        services=tuple(s for p in plans for s in p.services),
+        table_type=first.table_type,
+        relayhost=first.relayhost,
+        routes=tuple(r for p in plans for r in p.routes),
+        logins=tuple(l for p in plans for l in p.logins),
+        warnings=tuple(w for p in plans for w in p.warnings),
+        optouts=tuple(o for p in plans for o in p.optouts),
+        recipient_routes=tuple(r for p in plans for r in p.recipient_routes),
+    )
