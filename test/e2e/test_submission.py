@@ -159,3 +159,13 @@ def test_a_changed_password_works_at_once_and_the_old_one_no_longer(run):
         assert login_fails(smtp, BOB, BOB_PW) == 535
     with smtplib.SMTP_SSL("127.0.0.1", run.submissions_port, timeout=30, context=tls_context(run)) as smtp:
         assert smtp.login(BOB, "new bob secret")[0] == 235
+
+
+def test_a_logged_in_user_cannot_send_with_the_null_sender(run):
+    # reject_sender_login_mismatch skips MAIL FROM:<>: a user could send bounces as nobody
+    with submission(run) as smtp:
+        smtp.login(ALICE, ALICE_PW)
+        code, _ = smtp.mail("")
+        if code == 250:
+            code, _ = smtp.rcpt(OUTSIDE)
+    assert 500 <= code < 600

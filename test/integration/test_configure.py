@@ -91,7 +91,7 @@ def test_main_cf_parameters(dms):
     assert pf.param("sender_dependent_relayhost_maps") == f"lmdb:{directory}/relayhost_map"
     assert pf.param("smtp_sasl_password_maps") == f"lmdb:{directory}/sasl_passwd"
     assert pf.param("smtp_sasl_auth_enable") == "yes"
-    assert pf.param("smtp_sasl_security_options") == "noanonymous"
+    assert pf.param("smtp_sasl_security_options") == "noplaintext, noanonymous"  # never PLAIN without TLS
     assert pf.param("smtp_sender_dependent_authentication") == "yes"
     assert pf.explicit("relayhost") is None  # only DEFAULT_RELAY_HOST sets it
     assert pf.check() == ""

@@ -243,7 +243,8 @@ def test_postfix_finds_domain_routes_credentials_and_this_nodes_default_relay(co
 
 def test_every_route_has_its_transport_implicit_tls_by_port(configured):
     env, _ = configured
-    assert pgsql_lookup(env, "pgsql-sender-transports.cf", HOSTILE[0]) == "relaykit_smtps:[user.relay.test]:465"
+    # a route of one address: credentials by relay only (the domain's are for its own route)
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", HOSTILE[0]) == "relaykit_relay_smtps:[user.relay.test]:465"
     assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@example.com") == "smtp:[domain.relay.test]:587"
     assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@managed.test") is None
     assert pgsql_lookup(env, "pgsql-default-transport.cf", "@managed.test") == "smtp:[default.relay.test]:2525"

@@ -44,12 +44,14 @@ def test_implicit_tls_and_recipient_services_are_planned_and_removed_again(env):
     env.write("postfix-relaymap.cf", "@a.test [r.test]:587\n")
     (env.config_dir / "postfix-recipient-relaymap.cf").unlink()
     env.configure()
-    for name in ("sender_transport", "sender_transport.lmdb", "recipient_transport"):
+    for name in ("recipient_transport", "recipient_transport.lmdb"):
         assert not (env.postfix.config_dir / name).exists()
     services = env.postfix.run("postconf", "-M").stdout
-    assert "relaykit_" not in services
+    assert "relaykit_smtps" not in services and "relaykit_rcpt" not in services
     assert env.postfix.explicit("transport_maps") is None
-    assert env.postfix.explicit("sender_dependent_default_transport_maps") is None
+    # every sender key keeps its transport; mail no rule routes goes direct, without SASL
+    assert env.postfix.query(f"lmdb:{env.postfix.config_dir / 'sender_transport'}", "@a.test") == "smtp:[r.test]:587"
+    assert env.postfix.explicit("default_transport") == "relaykit_direct" and "relaykit_direct" in services
 
 
 @pytest.mark.parametrize("name, line, message", [

@@ -83,7 +83,12 @@ def test_every_database_route_has_its_transport_and_the_wrappermode_client_alway
     assert "FROM relaykit.sender_transports" in plan.table(pgsql.SENDER_TRANSPORTS).text()
     smtps = [s for s in plan.services if s.name == "relaykit_smtps"]
     assert len(smtps) == 1 and ("smtp_tls_wrappermode", "yes") in smtps[0].options
-    assert "default_transport" not in plan.params
+    # no DEFAULT_RELAY_HOST: what no route takes goes to the MX by a client without SASL
+    assert plan.params["default_transport"] == "relaykit_direct"
+    direct = [s for s in plan.services if s.name == "relaykit_direct"]
+    assert len(direct) == 1 and ("smtp_sasl_auth_enable", "no") in direct[0].options
+    by_relay = [s for s in plan.services if s.name in ("relaykit_relay", "relaykit_relay_smtps")]
+    assert len(by_relay) == 2 and all(("smtp_sender_dependent_authentication", "no") in s.options for s in by_relay)
 
 
 @pytest.mark.parametrize("port, transport", [(465, "relaykit_smtps"), (2465, "relaykit_smtps"), (587, "smtp")])

@@ -96,10 +96,16 @@ def test_wildcard_credentials_are_secret_and_keep_dollar_signs_literal():
     assert table.secret and table.lines == (r"/^[^@]*@[^@]+\.example\.com$/ u:pa$$word",)
 
 
-def test_without_wildcards_or_implicit_tls_the_contract_params_are_unchanged():
+DIRECT_SERVICE = ("relaykit_direct unix - - n - - smtp -o syslog_name=postfix/relaykit_direct "
+                  "-o smtp_sasl_auth_enable=no")
+
+
+def test_a_plain_relaymap_keeps_the_contract_params_and_sends_the_rest_direct_without_sasl():
     p = plan(relays=[("@a.test", ["[r.test]:587"])])
     assert p.params["sender_dependent_relayhost_maps"] == "lmdb:/etc/postfix/relayhost_map"
-    assert "sender_dependent_default_transport_maps" not in p.params and p.services == ()
+    assert p.table(routetables.SENDER_TRANSPORT).lines == ("@a.test smtp:[r.test]:587",)
+    assert p.params["default_transport"] == "relaykit_direct"
+    assert [s.entry() for s in p.services] == [DIRECT_SERVICE]
 
 
 def test_implicit_tls_puts_every_sender_route_in_the_transport_table():
@@ -108,7 +114,7 @@ def test_implicit_tls_puts_every_sender_route_in_the_transport_table():
         "@a.test relaykit_smtps:[r.test]:465", "@b.test smtp:[s.test]:587")
     assert [s.entry() for s in p.services] == [
         "relaykit_smtps unix - - n - - smtp -o syslog_name=postfix/relaykit_smtps "
-        "-o smtp_tls_wrappermode=yes -o smtp_tls_security_level=encrypt"]
+        "-o smtp_tls_wrappermode=yes -o smtp_tls_security_level=encrypt", DIRECT_SERVICE]
     assert p.table("relayhost_map").lines == ("@a.test [r.test]:465", "@b.test [s.test]:587")
 
 
@@ -151,18 +157,20 @@ def test_resolve_failover_logins_per_relay():
     assert [l.user for l in resolve(p, "x@a.test").logins] == ["u1", "u2"]
 
 
-def test_default_relay_host_on_465_gets_a_catch_all_after_every_domain_route():
+def test_default_relay_host_on_465_is_the_default_transport_by_wrappermode():
     p = plan(relays=[("@a.test", ["[s.test]:587"]), ("@.w.test", ["[w.test]:25"]), ("@x.w.test", [])],
              default_relay_host="[smtp.relay.test]:465")
     assert p.params["relayhost"] == "[smtp.relay.test]:465"
+    assert p.params["default_transport"] == "relaykit_smtps"
+    assert p.table(routetables.SENDER_TRANSPORT).lines == (
+        "@x.w.test relaykit_smtps:[smtp.relay.test]:465", "@a.test smtp:[s.test]:587")
     assert p.table(routetables.SENDER_TRANSPORT_WILDCARDS).lines == (
-        r"/^[^@]*@a\.test$/ smtp:[s.test]:587",
         r"/^[^@]*@x\.w\.test$/ relaykit_smtps:[smtp.relay.test]:465",  # opted out: the default relay
         r"/^[^@]*@[^@]+\.w\.test$/ smtp:[w.test]:25",
-        "/^/ relaykit_smtps:[smtp.relay.test]:465",
     )
     r = resolve(p, "u@x.w.test")
     assert (r.nexthops, r.transport) == (("[smtp.relay.test]:465",), "relaykit_smtps")
+    assert resolve(p, "u@elsewhere.test").transport == "relaykit_smtps"
 
 
 def test_a_recipient_domain_given_twice_differently_is_an_error():
@@ -171,3 +179,28 @@ def test_a_recipient_domain_given_twice_differently_is_an_error():
     with pytest.raises(ConfigError, match="postfix-recipient-relaymap.cf:1 already"):
         plan(recipients=[("a.test", ["[r.test]:25"]), ("a.test", ["[s.test]:25"])])
     assert len(plan(recipients=[("a.test", ["[r.test]:25"]), ("a.test", ["[r.test]:25"])]).recipient_routes) == 1
+
+
+def test_a_sender_credential_belongs_to_the_rule_that_routes_its_sender():
+    p = plan(relays=[("@shop.test", ["[ses.test]:587"]), ("billing@shop.test", ["[mg.test]:587"])],
+             creds=[("@shop.test", "AKIA", "s"), ("[mg.test]:587", "pm", "m")])
+    billing, other = resolve(p, "billing@shop.test"), resolve(p, "x@shop.test")
+    assert (billing.login.user, billing.transport) == ("pm", "relaykit_relay")  # @shop.test's is SES's
+    assert (other.login.user, other.transport) == ("AKIA", "smtp")
+    assert p.table(routetables.SENDER_TRANSPORT).lines == (
+        "@shop.test smtp:[ses.test]:587", "billing@shop.test relaykit_relay:[mg.test]:587")
+
+
+def test_an_opted_out_address_goes_direct_and_stops_the_relayhost_lookup():
+    p = plan(relays=[("@shop.test", ["[ses.test]:587"]), ("intern@shop.test", [])], creds=[("@shop.test", "u", "p")])
+    r = resolve(p, "intern@shop.test")
+    assert (r.direct, r.login, r.transport) == (True, None, "relaykit_direct")
+    assert "intern@shop.test DUNNO" in p.table(routetables.SENDER_TRANSPORT).lines
+    assert p.table(routetables.RELAYHOST_WILDCARDS).lines[0] == r"/^intern\@shop\.test$/ DUNNO"
+
+
+def test_a_bare_domain_credential_that_no_route_relays_through_is_refused():
+    from relaykit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="postfix-sasl-password.cf:1.*@shop.test"):
+        plan(relays=[("@shop.test", ["[ses.test]:587"])], creds=[("shop.test", "u", "p")])

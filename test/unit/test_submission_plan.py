@@ -55,7 +55,9 @@ def test_submission_services_require_tls_and_sasl_and_refuse_everyone_else():
     for options in services.values():
         assert options["smtpd_sasl_auth_enable"] == "yes"
         assert options["smtpd_relay_restrictions"] == "permit_sasl_authenticated,reject"
-        assert options["smtpd_sender_restrictions"].startswith("reject_sender_login_mismatch,")
+        # the null sender first (reject_sender_login_mismatch skips it), then the login's own addresses
+        assert options["smtpd_sender_restrictions"].startswith(
+            "check_sender_access,inline:{<>=REJECT},reject_sender_login_mismatch,")
     assert plan.params["smtpd_tls_auth_only"] == "yes"
     assert plan.params["smtpd_sasl_path"] == "private/auth"
     assert "smtpd_sasl_auth_enable" not in plan.params  # no AUTH on port 25
@@ -80,7 +82,8 @@ def test_trusted_networks_alone_only_set_mynetworks():
 def test_combines_with_the_relay_plan():
     relay = build_relay(Settings(relay_host="relay.test"), FILES, "lmdb")
     plan = combine(relay, build(settings(enabled=True), FILES, "lmdb"))
-    assert {t.name for t in plan.tables} == {"relayhost_map", "sasl_passwd", "tls_policy", "sender_login"}
+    assert {t.name for t in plan.tables} == {"relayhost_map", "sasl_passwd", "tls_policy", "sender_transport",
+                                             "sender_login"}
 
 
 def test_no_accounts_warns():

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from relaykit.core.plan import SASL_CLIENT, environment_credentials
-from relaykit.core.routetables import SMTPS, sender_transport, smtp_service
+from relaykit.core.routetables import DIRECT, RELAY, RELAY_SMTPS, SMTPS, client_transport, smtp_service
 from relaykit.errors import ConfigError
 from relaykit.model.plan import SASL_PASSWD, TLS_POLICY, Plan, Table
 from relaykit.model.settings import Settings
@@ -122,7 +122,7 @@ def build(settings: Settings, table_type: str) -> Plan:
     hop = settings.relay_nexthop
     if hop:
         queries[DEFAULT_RELAY] = _default_relay_query(hop)
-        queries[DEFAULT_TRANSPORT] = _default_relay_query(f"{sender_transport(hop.implicit_tls)}:{hop}")
+        queries[DEFAULT_TRANSPORT] = _default_relay_query(f"{client_transport(hop.implicit_tls, by_relay=False)}:{hop}")
         relay_maps.append(ref(DEFAULT_RELAY))
         transport_maps.append(ref(DEFAULT_TRANSPORT))
     lookups = tuple(Table(name, tuple(lookup_file(url, sql).splitlines()), secret=True, group="postfix",
@@ -160,9 +160,15 @@ def build(settings: Settings, table_type: str) -> Plan:
     if relayhost and relayhost[0].implicit_tls:
         # DEFAULT_RELAY_HOST on 465/2465: what no map routes goes to relayhost, by wrappermode
         params["default_transport"] = SMTPS
-    # The wrappermode transport always exists: a 465 route may be added to the database
-    # at any time, and Postfix must be able to use it at once, with no reconfigure.
-    services = (smtp_service(SMTPS, implicit=True),)
+    elif not relayhost:
+        # what no map routes goes to the recipient's MX, which never gets a credential
+        params["default_transport"] = DIRECT
+    # Every client the database's view may name always exists (db/005_credential_scope.sql):
+    # a route may be added at any time, and Postfix must be able to use it at once.
+    services = (smtp_service(SMTPS, implicit=True),
+                smtp_service(RELAY, implicit=False, sender_auth=False),
+                smtp_service(RELAY_SMTPS, implicit=True, sender_auth=False),
+                smtp_service(DIRECT, implicit=False, auth=False))
     warnings: tuple[str, ...] = ()
     if not settings.postfix_database_url:
         warnings += ("Postfix connects to the database with relaykit's admin role: set "

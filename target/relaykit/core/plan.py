@@ -28,9 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from relaykit.core import routetables
-from relaykit.core.routing import Router
+from relaykit.core.routing import Router, key_chain
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.model.entries import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Login, Plan, Route, Table
 from relaykit.model.settings import Settings
 
@@ -80,10 +81,12 @@ def _credentials(settings: Settings, files: ConfigFiles) -> tuple[list[Credentia
     return list(creds.values()), warnings, errors
 
 
-# The SMTP client's SASL settings for relays, whichever store holds the routes.
+# The SMTP client's SASL settings for relays, whichever store holds the routes. Relays'
+# tls_policy already demands TLS; `noplaintext` is the second wall: no PLAIN or LOGIN on
+# a session without TLS, whatever else goes wrong (postconf(5) smtp_sasl_security_options).
 SASL_CLIENT = {
     "smtp_sasl_auth_enable": "yes",
-    "smtp_sasl_security_options": "noanonymous",
+    "smtp_sasl_security_options": "noplaintext, noanonymous",
     "smtp_sasl_tls_security_options": "noanonymous",
 }
 
@@ -122,6 +125,14 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     hops = dict.fromkeys(hop for route in routes for hop in route.nexthops)
     hops.update(dict.fromkeys(relayhost))
     hops.update(dict.fromkeys(hop for r in files.recipient_rules for hop in r.nexthops))
+    # A bare `shop.example user:pass` is a next-hop key to Postfix (mail TO shop.example),
+    # and DMS users mean @shop.example by it: refuse it unless a route relays through it.
+    stray = [ConfigError(f"{c.key} is neither a sender (@domain, user@domain) nor the relay of any route: "
+                         f"write @{c.key.host} for credentials by sender domain, or [{c.key.host}]:port for a relay",
+                         c.origin)
+             for c in creds if isinstance(c.key, NextHop) and not c.key.bracketed and c.key not in hops]
+    if stray:
+        raise stray[0] if len(stray) == 1 else ConfigErrors(stray)
     hops.update(dict.fromkeys(c.key for c in creds if "@" not in c.key))  # NextHops: validated keys
 
     directory = settings.mail_config
@@ -153,46 +164,34 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
             warnings.append(f"RELAYKIT_TLS_SECURE: {hop} is not a relay next hop: it has no effect")
     optouts = tuple(Route(r.sender, (), r.origin) for r in explicit.values() if r.opted_out)
     recipient_routes = tuple(Route(r.sender, r.nexthops, r.origin) for r in recipients.values())
-    extra = routetables.build(routes, optouts, recipient_routes, creds, relayhost, table_type, directory)
-    tables += extra.tables
-    params.update(extra.params)
-
     plan = Plan(
-        tables=tables,
         params=params,
         table_type=table_type,
         relayhost=relayhost,
         routes=tuple(routes),
         logins=tuple(Login(c.key, c.user, c.origin) for c in creds),
         warnings=tuple(warnings),
-        services=extra.services,
         optouts=optouts,
         recipient_routes=recipient_routes,
     )
-    # Sender-keyed credentials are offered wherever that sender's mail goes: say so when
-    # that is direct delivery, where an MX may offer AUTH without TLS.
-    direct = direct_credentials(plan)
-    if not direct:
+    # Every sender key gets the transport and next hops routing.Router decides for it:
+    # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
+    router = Router(plan)
+    keys = dict.fromkeys([*(r.sender for r in optouts), *(r.sender for r in routes),
+                          *(c.key for c in creds if "@" in c.key)])
+    decisions = {key: router.decide(key_chain(key)) for key in keys}
+    extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
+                              recipient_routes, creds, relayhost, table_type, directory)
+    plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services)
+    unused = [login for login in plan.logins if "@" in login.key and _unused(decisions, login)]
+    if not unused:
         return plan
     return replace(plan, warnings=plan.warnings + tuple(
         f"{login.origin}: {login.key} has credentials but (some of) its mail is delivered directly, "
-        "where they could be offered to a recipient's MX: key them by relay ([host]:port) instead"
-        for login in direct))
+        "where no credentials are sent (a recipient's MX is not your relay): give it a route, or key "
+        "them by relay ([host]:port) instead" for login in unused))
 
 
-def direct_credentials(plan: Plan) -> list[Login]:
-    """Sender-keyed logins whose sender's mail (some of it) is delivered directly."""
-    router = Router(plan)
-    optouts = [o.sender[1:] for o in plan.optouts if not o.sender.startswith("@.")]
-    found = []
-    for login in plan.logins:
-        if "@" not in login.key:
-            continue  # by relay: only ever offered to that relay
-        if login.key.startswith("@."):
-            parent = login.key[2:]
-            senders = [f"postmaster@sub.{parent}"] + [f"postmaster@{d}" for d in optouts if d.endswith("." + parent)]
-        else:
-            senders = [f"postmaster{login.key}" if login.key.startswith("@") else login.key]
-        if any(router.resolve(sender).direct for sender in senders):
-            found.append(login)
-    return found
+def _unused(decisions: dict, login: Login) -> bool:
+    """A sender-keyed login whose mail (all of it, or an opted-out part) goes to an MX."""
+    return any(not decision.nexthops and login.key in key_chain(key) for key, decision in decisions.items())

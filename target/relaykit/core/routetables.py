@@ -1,5 +1,16 @@
-"""The tables and transports for routing beyond DMS: subdomain wildcards, implicit TLS,
-relays by recipient domain. Pure, like core/plan.py, which calls `build`.
+"""The tables and transports behind the routes: per-sender transports, subdomain
+wildcards, implicit TLS, relays by recipient domain. Pure, like core/plan.py, which
+calls `build` with the decisions of core/routing.py.
+
+Per-sender transports (sender_dependent_default_transport_maps -> sender_transport):
+every sender key relaykit knows (routes, opt-outs, sender-keyed credentials) gets the
+transport and next hops routing.Router decided for it. The transport says how the
+credential is found (routing.py explains why): `smtp` and relaykit_smtps by sender then
+relay, relaykit_relay and relaykit_relay_smtps by relay only; `DUNNO` sends the mail to
+default_transport, which is relaykit_direct (never authenticates: an MX gets no
+credential) or, with DEFAULT_RELAY_HOST, the relayhost's client. The next hop in the
+transport entry overrides sender_dependent_relayhost_maps, which stays complete (DMS's
+table) and is only consulted after DUNNO, where opted-out addresses stop it with DUNNO too.
 
 Subdomains (`@.example.com`): hash/lmdb tables cannot match a suffix, so wildcards go into
 a pcre table listed AFTER the exact one. Postfix's address lookup (mail_addr_find) tries
@@ -8,10 +19,9 @@ table is searched before the exact `@domain` entries. To keep "exact wins", it r
 each exact domain that lies under a wildcard (before the wildcards), opt-outs as DUNNO
 (which ends the search), then the wildcards, the most specific first.
 
-Implicit TLS (port 465/2465, or `smtps:[host]:port`): the sender's mail needs a transport
-with smtp_tls_wrappermode=yes, chosen by sender_dependent_default_transport_maps. That
-table overrides sender_dependent_relayhost_maps, so once it exists it holds EVERY sender
-route (`smtp:` for STARTTLS ones) with the same precedence; relayhost_map stays complete.
+Implicit TLS (port 465/2465, or `smtps:[host]:port`): transports with
+smtp_tls_wrappermode=yes; DEFAULT_RELAY_HOST on such a port makes relaykit_smtps the
+default_transport.
 
 By recipient domain: transport_maps, which beats every sender rule. Its transport turns
 smtp_sender_dependent_authentication off, so the relay gets the credentials of its next
@@ -26,9 +36,12 @@ from pathlib import Path
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Route, Service, Table
 
-SMTPS = "relaykit_smtps"  # wrappermode client for senders' implicit-TLS relays
+SMTPS = "relaykit_smtps"  # wrappermode client, credentials by sender then relay (like `smtp`)
+RELAY = "relaykit_relay"  # credentials by relay only: the sender's would belong to another rule
+RELAY_SMTPS = "relaykit_relay_smtps"
 RCPT = "relaykit_rcpt"  # client for relays chosen by recipient domain (credentials by relay)
 RCPT_SMTPS = "relaykit_rcpt_smtps"
+DIRECT = "relaykit_direct"  # to a recipient's MX: never authenticates
 
 RELAYHOST_WILDCARDS = "relayhost_map_subdomains"
 SASL_WILDCARDS = "sasl_passwd_subdomains"
@@ -57,10 +70,16 @@ def under_wildcard(domain: str, keys) -> bool:
     return any(f"@.{parent}" in keys for parent in parents(domain))
 
 
-def sender_transport(implicit: bool, recipient: bool = False) -> str:
-    if recipient:
-        return RCPT_SMTPS if implicit else RCPT
+def client_transport(implicit: bool, by_relay: bool) -> str:
+    """The client of a sender route: TLS mode, and whether credentials are looked up by
+    sender (then relay) or by relay only."""
+    if by_relay:
+        return RELAY_SMTPS if implicit else RELAY
     return SMTPS if implicit else "smtp"
+
+
+def recipient_transport(implicit: bool) -> str:
+    return RCPT_SMTPS if implicit else RCPT
 
 
 def pcre_escape(text: str) -> str:
@@ -90,24 +109,19 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(f"{_pattern(k)} {_result(v)}" for k, v in (*exact, *wild))
 
 
-def _catch_all_lines(values: list[tuple[str, str]], optouts, default: str) -> tuple[str, ...]:
-    """pcre lines ending in a catch-all: every @domain route must come before it (it matches
-    the full address, which Postfix looks up before @domain), opt-outs go to the default."""
-    entries = values + [(o.sender, default) for o in optouts]
-    exact = [(k, v) for k, v in entries if k.startswith("@") and not k.startswith("@.")]
-    wild = sorted(((k, v) for k, v in entries if k.startswith("@.")), key=lambda kv: -kv[0].count("."))
-    return tuple(f"{_pattern(k)} {_result(v)}" for k, v in (*exact, *wild)) + (f"/^/ {default}",)
-
-
-def build(routes: list[Route], optouts: tuple[Route, ...], recipient_routes: tuple[Route, ...], creds: list,
-          relayhost: tuple[NextHop, ...], table_type: str, directory: Path) -> Extra:
+def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
+          recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
+          directory: Path) -> Extra:
+    """`transports`: (sender key, sender_transport value) from routing.Router's decisions."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
 
     tables, params, services = [], {}, []
     dunno = [(o.sender, "DUNNO") for o in optouts]
 
-    relay_wild = _wildcard_lines([(r.sender, ",".join(r.nexthops)) for r in routes] + dunno)
+    # An opted-out address must stop the relayhost lookup before its @domain's route.
+    address_dunno = tuple(f"/^{pcre_escape(o.sender)}$/ DUNNO" for o in optouts if not o.sender.startswith("@"))
+    relay_wild = address_dunno + _wildcard_lines([(r.sender, ",".join(r.nexthops)) for r in routes] + dunno)
     if relay_wild:
         tables.append(Table(RELAYHOST_WILDCARDS, relay_wild, kind="pcre"))
         params["sender_dependent_relayhost_maps"] = (
@@ -117,38 +131,44 @@ def build(routes: list[Route], optouts: tuple[Route, ...], recipient_routes: tup
         tables.append(Table(SASL_WILDCARDS, sasl_wild, secret=True, kind="pcre"))
         params["smtp_sasl_password_maps"] = f"{ref('sasl_passwd')}, {ref(SASL_WILDCARDS, 'pcre')}"
 
-    # DEFAULT_RELAY_HOST on 465/2465: main.cf relayhost cannot pick a transport, so a
-    # catch-all last line of the pcre table sends every other sender there by wrappermode.
-    implicit_default = bool(relayhost) and relayhost[0].implicit_tls
-    if implicit_default or any(r.implicit_tls for r in routes):
-        values = [(r.sender, f"{sender_transport(r.implicit_tls)}:{','.join(r.nexthops)}") for r in routes]
-        tables.append(Table(SENDER_TRANSPORT, tuple(f"{k} {v}" for k, v in values if not k.startswith("@."))))
+    used = {value.partition(":")[0] for _, value in transports} - {"DUNNO", "smtp"}
+    if transports:
+        tables.append(Table(SENDER_TRANSPORT, tuple(f"{k} {v}" for k, v in transports if not k.startswith("@."))))
         maps = [ref(SENDER_TRANSPORT)]
-        if implicit_default:
-            wild = _catch_all_lines(values, optouts, f"{SMTPS}:{','.join(relayhost)}")
-        else:
-            wild = _wildcard_lines(values + dunno)
+        wild = _wildcard_lines(transports)
         if wild:
             tables.append(Table(SENDER_TRANSPORT_WILDCARDS, wild, kind="pcre"))
             maps.append(ref(SENDER_TRANSPORT_WILDCARDS, "pcre"))
         params["sender_dependent_default_transport_maps"] = ", ".join(maps)
-        services.append(smtp_service(SMTPS, implicit=True))
+    # Mail no rule routes: to DEFAULT_RELAY_HOST by its client, else to the MX by one that
+    # never authenticates.
+    if relayhost and relayhost[0].implicit_tls:
+        params["default_transport"] = SMTPS
+        used.add(SMTPS)
+    elif not relayhost:
+        params["default_transport"] = DIRECT
+        used.add(DIRECT)
+    for name in (SMTPS, RELAY, RELAY_SMTPS, DIRECT):
+        if name in used:
+            services.append(smtp_service(name, implicit=name in (SMTPS, RELAY_SMTPS), sender_auth=name in (SMTPS,),
+                                         auth=name != DIRECT))
 
     if recipient_routes:
         tables.append(Table(RECIPIENT_TRANSPORT, tuple(
-            f"{r.sender} {sender_transport(r.implicit_tls, recipient=True)}:{','.join(r.nexthops)}"
-            for r in recipient_routes)))
+            f"{r.sender} {recipient_transport(r.implicit_tls)}:{','.join(r.nexthops)}" for r in recipient_routes)))
         params["transport_maps"] = ref(RECIPIENT_TRANSPORT)
         for implicit in sorted({r.implicit_tls for r in recipient_routes}):
-            services.append(smtp_service(sender_transport(implicit, recipient=True), implicit=implicit,
-                                          sender_auth=False))
+            services.append(smtp_service(recipient_transport(implicit), implicit=implicit, sender_auth=False))
     return Extra(tuple(tables), params, tuple(services))
 
 
-def smtp_service(name: str, implicit: bool, sender_auth: bool = True) -> Service:
+def smtp_service(name: str, implicit: bool, sender_auth: bool = True, auth: bool = True) -> Service:
+    """A client transport (master.cf `smtp` service) with its TLS mode and SASL lookups."""
     options = [("syslog_name", f"postfix/{name}")]
     if implicit:
         options += [("smtp_tls_wrappermode", "yes"), ("smtp_tls_security_level", "encrypt")]
-    if not sender_auth:
+    if not auth:
+        options.append(("smtp_sasl_auth_enable", "no"))
+    elif not sender_auth:
         options.append(("smtp_sender_dependent_authentication", "no"))
     return Service(name, "unix", "smtp", tuple(options))

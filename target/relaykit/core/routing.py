@@ -1,26 +1,36 @@
-"""Which route Postfix takes for one message, read from the plan: `setup relay test`
-and `explain` use this instead of re-deriving the rules.
+"""Which route Postfix takes for one message, and which credential it presents: the one
+place these rules live. `explain`, `list` and `setup relay test` resolve messages with
+it, and core/plan.py writes the sender_transport table from the same decisions, so what
+they say is what Postfix does.
 
-It follows Postfix's own lookup order (postconf(5)):
+Postfix's lookup order (postconf(5), SASL_README):
 - transport_maps (relays by recipient domain): the recipient's domain, then `.parent`
-  domains; it beats every sender rule. Credentials by next hop only (see routetables.py).
-- sender_dependent_default_transport_maps / sender_dependent_relayhost_maps (the same
-  routes): the full sender address, then `@domain`, then the most specific `@.parent`
-  wildcard (an opted-out `@domain` under a wildcard stops the search: DUNNO); if nothing
-  is found, `relayhost` (on port 465/2465 through the implicit-TLS transport, by a
-  catch-all line); if that is empty, direct delivery to the recipient's MX.
-- smtp_sasl_password_maps with smtp_sender_dependent_authentication: the sender
-  address, then `@domain`, then `@.parent` wildcards, then the next hop (`[host]:port`),
-  looked up again for each relay of a failover list.
-- TLS: relays are in tls_policy with their hop's level (`encrypt`, or `secure` for
-  RELAYKIT_TLS_SECURE); direct delivery is main.cf's level.
+  domains; it beats every sender rule. Credentials by next hop only.
+- sender_dependent_default_transport_maps (sender_transport), then
+  sender_dependent_relayhost_maps: the full sender address, then `@domain`, then the most
+  specific `@.parent` wildcard; `DUNNO` ends the search. If nothing is found, `relayhost`;
+  if that is empty, direct delivery to the recipient's MX.
+- smtp_sasl_password_maps: with smtp_sender_dependent_authentication the sender address,
+  `@domain`, `@.parent` wildcards; then the next hop (`[host]:port`), for each relay of a
+  failover list.
+
+Postfix searches the whole sender chain for credentials, whichever rule chose the relay.
+relaykit scopes them: a sender-keyed credential belongs to the rule that routes it, so
+it is offered only when it is found at or before the rule that decided the route (for
+`billing@shop.example -> mailgun`, `billing@shop.example`'s credential but not
+`@shop.example`'s: that one is for SES), or anywhere in the chain when no rule matched
+and the mail goes to DEFAULT_RELAY_HOST. Otherwise the relay gets its own credential
+(by next hop) or none. Postfix is made to agree by the transport each sender key gets in
+sender_transport: `smtp`/relaykit_smtps look credentials up by sender, relaykit_relay(_smtps)
+by relay only, and direct delivery goes through relaykit_direct, which never
+authenticates: an MX is a third party and gets no credential, even over TLS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaykit.core.routetables import parents, sender_transport
+from relaykit.core.routetables import DIRECT, client_transport, parents, recipient_transport
 from relaykit.model.entries import Origin
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Login, Plan, Route
@@ -52,6 +62,37 @@ def _sender_keys(sender: str) -> tuple[str, ...]:
     return (f"{local}@{domain}", f"@{domain}", *(f"@.{parent}" for parent in parents(domain)))
 
 
+def key_chain(key: str) -> tuple[str, ...]:
+    """The keys Postfix tries for a sender whose first match is the table key `key`:
+    `key` itself, then the broader ones (`x@d` -> `@d`, `@.parent`...; `@.p` -> `@.parent`...)."""
+    if key.startswith("@."):
+        return (key, *(f"@.{parent}" for parent in parents(key[2:])))
+    if key.startswith("@"):
+        return (key, *(f"@.{parent}" for parent in parents(key[1:])))
+    return _sender_keys(key)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What Postfix does with mail whose sender chain is `keys` (recipient rules aside)."""
+
+    route: Route | None  # the route or opt-out found first (None: no rule matched)
+    nexthops: tuple[NextHop, ...]  # empty: direct delivery
+    logins: tuple[Login | None, ...]  # per next hop
+    relay_only: bool  # a broader sender's credential must not be looked up: by relay only
+
+    @property
+    def transport(self) -> str:
+        if not self.nexthops:
+            return DIRECT
+        return client_transport(self.nexthops[0].implicit_tls, by_relay=self.relay_only)
+
+    @property
+    def table_value(self) -> str:
+        """The sender_transport value: transport and next hops, or DUNNO (direct)."""
+        return f"{self.transport}:{','.join(self.nexthops)}" if self.nexthops else "DUNNO"
+
+
 class Router:
     """resolve() for many messages: the plan's rules indexed once (linear, not quadratic)."""
 
@@ -69,27 +110,39 @@ class Router:
         keys = (domain, *(f".{parent}" for parent in parents(domain)))
         return next((self.recipient_routes[k] for k in keys if k in self.recipient_routes), None)
 
-    def resolve(self, sender: str, recipient: str | None = None) -> Resolution:
-        plan = self.plan
-        by_recipient = self._recipient_route(recipient)
-        route = by_recipient or next((self.routes[k] for k in _sender_keys(sender) if k in self.routes), None)
+    def decide(self, keys: tuple[str, ...]) -> Decision:
+        """The route and the credentials for a sender chain (see the module's docstring)."""
+        found = next(((i, self.routes[k]) for i, k in enumerate(keys) if k in self.routes), None)
+        route = found[1] if found else None
         if route and route.nexthops:
-            nexthops, origin, implicit = route.nexthops, route.origin, route.implicit_tls
-        elif plan.relayhost:
-            nexthops, origin = plan.relayhost, Origin("DEFAULT_RELAY_HOST")
-            implicit = plan.relayhost[0].implicit_tls
+            nexthops, scope = route.nexthops, keys[:found[0] + 1]
+        elif self.plan.relayhost:  # no rule, or an opt-out: DEFAULT_RELAY_HOST
+            nexthops, scope = self.plan.relayhost, (keys[:found[0] + 1] if found else keys)
         else:
-            nexthops, origin, implicit = (), route.origin if route else None, False
-        sender_keys = _sender_keys(sender) if self.sender_dependent and not by_recipient else ()
+            return Decision(route, (), (), False)
+        if not self.sender_dependent:  # no sender-keyed credentials at all
+            return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), False)
+        sender_login = next((self.logins[k] for k in scope if k in self.logins), None)
+        if sender_login:
+            return Decision(route, nexthops, (sender_login,) * len(nexthops), False)
+        hidden = any(k in self.logins for k in keys[len(scope):])  # another rule's credential
+        return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), hidden)
 
-        def login_for(hop: str) -> Login | None:
-            return next((self.logins[k] for k in (*sender_keys, hop) if k in self.logins), None)
-
-        logins = tuple(login_for(hop) for hop in nexthops)
-        transport = sender_transport(implicit, recipient=bool(by_recipient)) if nexthops else "smtp"
-        return Resolution(sender, recipient, nexthops, origin, logins[0] if logins else None,
-                          tls_required=bool(nexthops), transport=transport, logins=logins,
-                          implicit_tls=implicit, by_recipient=bool(by_recipient))
+    def resolve(self, sender: str, recipient: str | None = None) -> Resolution:
+        by_recipient = self._recipient_route(recipient)
+        if by_recipient:  # its transport looks credentials up by next hop only
+            hops = by_recipient.nexthops
+            return Resolution(sender, recipient, hops, by_recipient.origin, self.logins.get(hops[0]),
+                              tls_required=True, transport=recipient_transport(hops[0].implicit_tls),
+                              logins=tuple(self.logins.get(hop) for hop in hops),
+                              implicit_tls=hops[0].implicit_tls, by_recipient=True)
+        decision = self.decide(_sender_keys(sender))
+        route, hops = decision.route, decision.nexthops
+        origin = route.origin if route and (route.nexthops or not hops) else (
+            Origin("DEFAULT_RELAY_HOST") if hops else None)
+        return Resolution(sender, recipient, hops, origin, decision.logins[0] if hops else None,
+                          tls_required=bool(hops), transport=decision.transport, logins=decision.logins,
+                          implicit_tls=bool(hops) and hops[0].implicit_tls)
 
 
 def resolve(plan: Plan, sender: str, recipient: str | None = None) -> Resolution:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from relaykit.core.dovecot import render_passwd
 from relaykit.model.entries import ConfigFiles
-from relaykit.model.plan import Plan, Service, Table
+from relaykit.model.plan import Plan, Service, Table, combine
 from relaykit.model.settings import Settings, SubmissionSettings
 
 SENDER_LOGIN = "sender_login"
@@ -37,6 +37,16 @@ AUTH_SOCKET = "private/auth"  # relative to Postfix's queue_directory (smtpd run
 # The container's own processes are always trusted; other loopback addresses are not
 # (tests connect from 127.0.0.2 to prove it).
 LOOPBACK = ("127.0.0.1/32", "[::1]/128")
+def add_to(relay: Plan, settings: Settings, files: ConfigFiles, table_type: str, networks: tuple[str, ...] = (),
+           login_map: str | None = None) -> Plan:
+    """The node's plan: the relay plan, plus submission when it is on. mynetworks is
+    always written, loopback only without PERMIT_*: Postfix's own default trusts every
+    subnet of every interface, and a removed PERMIT_NETWORKS must not leave it at that."""
+    if settings.submission and settings.submission.active:
+        return combine(relay, build(settings, files, table_type, networks, login_map))
+    return combine(relay, Plan(params={"mynetworks": " ".join(LOOPBACK)}, table_type=table_type))
+
+
 def tls_files(settings: SubmissionSettings, mail_config: Path) -> tuple[Path, Path]:
     """(certificate, key): the given files, else the self-signed pair in MAIL_CONFIG/tls."""
     if settings.cert_file and settings.key_file:
@@ -103,7 +113,10 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
     restrictions = (
         ("smtpd_sasl_auth_enable", "yes"),
         ("smtpd_client_restrictions", "permit_sasl_authenticated,reject"),
-        ("smtpd_sender_restrictions", "reject_sender_login_mismatch,permit_sasl_authenticated,reject"),
+        # reject_sender_login_mismatch skips the null sender: a logged-in user must not
+        # send as nobody (MAIL FROM:<>, the bounce address), so <> is refused first.
+        ("smtpd_sender_restrictions",
+         "check_sender_access,inline:{<>=REJECT},reject_sender_login_mismatch,permit_sasl_authenticated,reject"),
         ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject"),
         ("milter_macro_daemon_name", "ORIGINATING"),
     )

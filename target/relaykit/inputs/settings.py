@@ -75,7 +75,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
     secure = tuple(hop.with_level(tls_level(hop, listed)) for hop in listed)
     default_relay_host = env.get("DEFAULT_RELAY_HOST") or None
     default_hops = checked("DEFAULT_RELAY_HOST",
-                           lambda v: validate.nexthops(v, "DEFAULT_RELAY_HOST", secure), default_relay_host) or ()
+                           lambda v: validate.relayhost(v, "DEFAULT_RELAY_HOST", secure), default_relay_host) or ()
     user = checked("RELAY_USER", validate.username, envvars.secret(env, "RELAY_USER", origins))
     password = checked("RELAY_PASSWORD", validate.password, envvars.secret(env, "RELAY_PASSWORD", origins))
     if bool(user) != bool(password):

@@ -13,7 +13,7 @@ from non-SMTPUTF8 clients carry the ASCII form.
 from __future__ import annotations
 
 from relaykit.errors import RelaykitError
-from relaykit.model.nexthop import PREFIXES, NextHop, tls_level
+from relaykit.model.nexthop import PREFIXES, NextHop, same_mode, tls_level
 
 # Plain string checks, no `re`: `setup relay ...` imports this module and must start in
 # a few milliseconds (re and its enum imports alone cost ~5 ms).
@@ -179,6 +179,23 @@ def nexthops(value: str, what: str = "relay", secure: object = ()) -> tuple[Next
 
 
 _NEXTHOPS: dict[tuple[str, str], tuple[NextHop, ...]] = {}
+
+
+def relayhost(value: str, what: str = "DEFAULT_RELAY_HOST", secure: object = ()) -> tuple[NextHop, ...]:
+    """main.cf relayhost, which relaykit writes verbatim (DMS does): each hop spelt as
+    Postfix will look it up in tls_policy and sasl_passwd (its key is the name as written:
+    `[0:0:0:0:0:0:0:1]:25` would find no `[::1]:25` policy and so need no TLS), and one TLS
+    mode for the whole list (one transport, relaykit_smtps or smtp, delivers to it)."""
+    hops = nexthops(value, what, secure)
+    written = value.replace(",", " ").split()
+    for text, hop in zip(written, hops):
+        if text.lower() != hop.lower():
+            raise RelaykitError(f"write {text!r} as {str(hop)!r}: Postfix looks its TLS policy and "
+                                "credentials up by the name as written")
+    if not same_mode(hops):
+        raise RelaykitError(f"all relays of one list must use the same TLS mode "
+                            f"(implicit on 465/2465, or STARTTLS): {value!r}")
+    return hops
 
 
 def sender_key(value: str, what: str = "sender") -> str:

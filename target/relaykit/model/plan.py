@@ -100,7 +100,9 @@ class Plan:
 
     @property
     def configured(self) -> bool:
-        return bool(self.params or self.services)
+        """A relay is configured: every relay plan (either store) enables the SMTP client's
+        SASL; a node's own settings (mynetworks, submission) alone are not a relay."""
+        return "smtp_sasl_auth_enable" in self.params
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -73,7 +73,10 @@ def _read_state(directory: Path) -> dict[str, dict[str, str]]:
     """What relaykit set last time: {"params": {name: value}, "services": {key: entry}}."""
     try:
         state = json.loads((directory / STATE_FILE).read_text())
-        return {"params": dict(state.get("params", {})), "services": dict(state.get("services", {}))}
+        read = {"params": dict(state.get("params", {})), "services": dict(state.get("services", {}))}
+        if "tables" in state:  # since relaykit recorded them; before, see _apply
+            read["tables"] = list(state["tables"])
+        return read
     except (OSError, ValueError, TypeError, AttributeError):
         return {"params": {}, "services": {}}
 
@@ -125,35 +128,29 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     postfix.set_services(service_set)
     postfix.remove_services(service_stale)
 
-    new_state = {"params": plan.params, "services": planned}
+    tables = [t.name for t in plan.tables]
+    new_state = {"params": plan.params, "services": planned, "tables": tables}
     if new_state != state:
         write_atomic(directory / STATE_FILE, json.dumps(new_state, indent=1).encode() + b"\n")
 
-    if not plan.configured and (previous or state["services"]):
-        changed_tables += _remove_tables(directory)
-    elif plan.configured:
-        changed_tables += _remove_unplanned(directory, {t.name for t in plan.tables})
+    # Tables relaykit wrote before and no longer plans go, with their compiled forms (they
+    # may hold passwords); a file of that name it never wrote is the administrator's. A
+    # state from before tables were recorded: every relay table, if relaykit set anything.
+    if "tables" in state:
+        written = state["tables"]
+    else:
+        written = list(RELAY_TABLES) if previous or state["services"] else []
+    changed_tables += _remove_tables(directory, [name for name in written if name not in tables])
     return Changes(tuple(changed_tables), tuple([*to_set, *stale, *service_set, *service_stale]))
 
 
-def _remove_tables(directory: Path) -> list[str]:
-    """With no relay configured, the tables relaykit once wrote go too."""
-    removed = []
-    for name in (RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, *routetables.TABLES):
-        for path in directory.glob(f"{name}*"):
-            if path.name == name or path.suffix in INDEXED_SUFFIX.values():
-                path.unlink()
-                removed.append(path.name)
-    return removed
+RELAY_TABLES = (RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, *routetables.TABLES)
 
 
-def _remove_unplanned(directory: Path, planned: set[str]) -> list[str]:
-    """The routing-beyond-DMS tables no longer planned, with their compiled forms (a
-    wildcard table may hold passwords)."""
+def _remove_tables(directory: Path, names: list[str]) -> list[str]:
+    """Remove these tables with their compiled forms."""
     removed = []
-    for name in routetables.TABLES:
-        if name in planned:
-            continue
+    for name in names:
         for path in (Path(directory, name), *(Path(directory, name + s) for s in dict.fromkeys(INDEXED_SUFFIX.values()))):
             if path.exists():
                 path.unlink()

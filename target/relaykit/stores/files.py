@@ -36,14 +36,11 @@ class FileStore:
         submission's sender_login from the accounts and aliases (core/submission.py)."""
         from relaykit.core import plan, submission
         from relaykit.gcpause import paused_gc
-        from relaykit.model.plan import combine
 
         with paused_gc():  # 100k-line configs: see gcpause.py
             files = self.load(settings.tls_secure)
             relay = plan.build(settings, files, table_type)
-        if settings.submission and settings.submission.active:
-            return combine(relay, submission.build(settings, files, table_type, networks))
-        return relay
+        return submission.add_to(relay, settings, files, table_type, networks)
 
     def passdb(self, settings):  # -> core.dovecot.Passdb
         from pathlib import Path

@@ -19,7 +19,7 @@ from relaykit.errors import ConfigError, RelaykitError
 from relaykit.inputs import validate
 from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.model.nexthop import NextHop
-from relaykit.model.plan import Plan, combine
+from relaykit.model.plan import Plan
 from relaykit.model.settings import Settings
 from relaykit.secret import Secret
 from relaykit.stores.db import ensure_current, upgrade
@@ -79,10 +79,8 @@ class PostgresStore:
     # planning: Postfix asks the database itself (core/pgsql.py)
     def plan(self, settings: Settings, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
         relay = pgsql.build(settings, table_type)
-        if settings.submission and settings.submission.active:
-            login_map = relay.params["smtpd_sender_login_maps"]  # the database's accounts and aliases
-            return combine(relay, submission.build(settings, ConfigFiles(), table_type, networks, login_map))
-        return relay
+        login_map = relay.params["smtpd_sender_login_maps"]  # the database's accounts and aliases
+        return submission.add_to(relay, settings, ConfigFiles(), table_type, networks, login_map)
 
     def passdb(self, settings: Settings) -> Passdb:
         """Dovecot's sql passdb, as Postfix's read-only role."""
