@@ -41,6 +41,10 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
         with paused_gc():  # 100k-line configs: see gcpause.py
             files = open_store(environ).load()
             plan = build(settings, files, table_type)
+    if settings.hostname:  # OVERRIDE_HOSTNAME; else Postfix's default: the container's name
+        from relaykit.plan import combine
+
+        plan = combine(plan, Plan(params={"myhostname": settings.hostname}, table_type=table_type))
     if settings.submission and settings.submission.active:
         from relaykit import submission
         from relaykit.plan import combine

@@ -52,6 +52,9 @@ class Settings:
     # RELAYKIT_TLS_SECURE: relay next hops whose certificate must verify (tls_policy
     # `secure`) instead of only being encrypted (`encrypt`, the default).
     tls_secure: tuple[str, ...] = ()
+    # OVERRIDE_HOSTNAME (DMS): main.cf myhostname (HELO name, banner, bounces, the
+    # self-signed certificate). None: Postfix's default, the container's hostname.
+    hostname: str | None = None
 
     @property
     def default_relay(self) -> tuple[str, ...]:
@@ -152,6 +155,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
         submission=_submission(env, origins),
         **_database_urls(environ),
+        hostname=checked("OVERRIDE_HOSTNAME", lambda v: validate.domain(v, "OVERRIDE_HOSTNAME"),
+                         env.get("OVERRIDE_HOSTNAME")),
         tls_secure=checked("RELAYKIT_TLS_SECURE", lambda v: validate.nexthops(v, "RELAYKIT_TLS_SECURE"),
                            env.get("RELAYKIT_TLS_SECURE")) or (),
     )
