@@ -28,6 +28,7 @@ class Received:
     login: str | None  # the user that authenticated, None when none did
     tls: bool
     data: bytes
+    helo: str | None = None  # the name the client gave in HELO/EHLO
 
 
 @dataclass
@@ -85,7 +86,7 @@ class _Handler:
             return self.relay.data_reply
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
         received = Received(self.relay.name, envelope.mail_from, list(envelope.rcpt_tos), login,
-                            self.relay.secure(session), envelope.content)
+                            self.relay.secure(session), envelope.content, session.host_name)
         with self.relay.lock:
             self.relay.messages.append(received)
         return "250 2.0.0 Ok: queued"
@@ -122,8 +123,8 @@ class CaptureRelay:
     users: the accounts AUTH accepts; None means no AUTH is offered."""
 
     def __init__(self, name: str, ca: CertificateAuthority, *, tls: str = "starttls",
-                 users: dict[str, str] | None = None, port: int | None = None) -> None:
-        self.name, self.ca, self.tls, self.users = name, ca, tls, users
+                 users: dict[str, str] | None = None, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.name, self.ca, self.tls, self.users, self.host = name, ca, tls, users, host
         self.port = port or free_port()
         self.messages: list[Received] = []
         self.auth_attempts: list[AuthAttempt] = []
@@ -162,7 +163,7 @@ class CaptureRelay:
             kwargs.update(tls_context=self.ca.server_context(), require_starttls=False)
         elif self.tls == "implicit":
             kwargs.update(ssl_context=self.ca.server_context())
-        self.controller = _Controller(self, _Handler(self), hostname="127.0.0.1", port=self.port,
+        self.controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
                                      server_hostname="relay.test", ready_timeout=10, **kwargs)
         self.controller.start()
         return self
