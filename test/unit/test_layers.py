@@ -169,12 +169,14 @@ def test_there_is_no_import_cycle():
     assert cycles == []
 
 
-def test_only_the_postfix_edge_runs_postfix_programs():
+def test_only_the_edges_run_programs_and_speak_smtp():
     runs_sh = [m for m in MODULES for name, _, _ in _imports(m) if name == "sh"]
     assert runs_sh == ["relaykit.edges.postfix"]
     # processes: the edges, and the daemon, which supervises Postfix's master and Dovecot
     spawns = sorted({m for m in MODULES for name, _, _ in _imports(m) if name == "subprocess"})
     assert [m for m in spawns if layer(m) != "edges"] == ["relaykit.run.daemon"]
+    # SMTP sessions (setup relay test, relaykit health): edges/smtp.py
+    assert sorted({m for m in MODULES for name, _, _ in _imports(m) if name == "smtplib"}) == ["relaykit.edges.smtp"]
 
 
 def test_configure_and_the_commands_never_ask_which_store_they_have():
