@@ -6,8 +6,8 @@
 FROM debian:12-slim
 
 COPY . /usr/src/relaykit
-RUN PREFIX=/opt/relaykit SRC=/usr/src/relaykit sh /usr/src/relaykit/target/install.sh \
- && rm -rf /var/lib/apt/lists/* /root/.cache /usr/src/relaykit
+RUN PREFIX=/opt/relaykit SRC=/usr/src/relaykit PRUNE=1 sh /usr/src/relaykit/target/install.sh \
+ && rm -rf /usr/src/relaykit
 
 # The same defaults as the code, spelled out for `docker inspect`.
 ENV MAIL_CONFIG=/etc/postfix \
@@ -33,4 +33,9 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["re
 # these stay writable: /etc/postfix (relaykit writes main.cf and its tables there),
 # /var/spool/postfix (queue), /var/lib/postfix (TLS cache, locks), /tmp, /run, and the
 # config directory when `setup relay ...` should edit it.
-ENTRYPOINT ["relaykit", "start"]
+#
+# PID 1 is tini: it reaps orphaned processes and passes SIGTERM on. The entrypoint runs
+# the server by default and any other command as given:
+#   docker run --rm relaykit setup relay check    docker run --rm relaykit relaykit --version
+ENTRYPOINT ["tini", "--", "relaykit-entrypoint"]
+CMD ["start"]

@@ -23,7 +23,7 @@ test: install
 	$(NETNS) $(PY) -m pytest -m "" --durations=15 $(PYTEST_ARGS)
 
 test-fast: install
-	$(NETNS) $(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+	$(NETNS) $(PY) -m pytest -m "not slow and not e2e and not image" $(PYTEST_ARGS)
 
 test-slow: install
 	$(NETNS) $(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -10,10 +10,11 @@ setup(
     # the Dovecot template (relaykit.edges.dovecot finds it in <prefix>/share/relaykit/dovecot)
     data_files=[("share/relaykit/dovecot", ["target/dovecot/dovecot.conf"])],
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21",
-                      "psycopg[binary]>=3.1"],  # PostgreSQL store; imported only when configured
+                      "psycopg>=3.1"],  # PostgreSQL store, imported only when configured; Debian's libpq5
     package_data={"relaykit.stores.db": ["*.sql"]},
     extras_require={
-        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6"],
+        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6",
+                 "kubernetes-validate>=1.28"],  # Kubernetes' schemas, offline
         "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],
     },
     entry_points={

@@ -1,6 +1,6 @@
 """relaykit's benchmark suite: `make bench` (inside test/netns.sh: loopback only).
 
-    bench/run.py [configure] [setup] [lookup] [e2e] [reload] [--quick] [--no-write]
+    bench/run.py [configure] [setup] [lookup] [e2e] [reload] [image] [--quick] [--no-write]
     bench/run.py --render     # results.md + png again from results.json (after editing analysis.md)
 
 Runs the sections (all by default), prints a table, writes bench/results.md,
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, Row, fmt_time  # noqa: E402
 
 HERE = REPO / "bench"
-SECTIONS = ("configure", "setup", "lookup", "e2e", "reload")
+SECTIONS = ("configure", "setup", "lookup", "e2e", "reload", "image")
 
 
 def table(rows: list[Row]) -> list[str]:

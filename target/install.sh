@@ -6,6 +6,8 @@
 #   PYTHON   the interpreter to build it with (default python3)
 #   SRC      the project to install (default: the directory above this script)
 #   EDITABLE=1  install in development mode (pip -e), for a working tree
+#   PRUNE=1     the image: afterwards remove what only installing needs (pip, setuptools,
+#               python3-venv, apt's caches and lists), all in the same layer
 set -eu
 
 PREFIX=${PREFIX:-/opt/relaykit}
@@ -13,11 +15,14 @@ PYTHON=${PYTHON:-python3}
 SRC=${SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian's packages: Postfix with the lmdb/pcre/pgsql map types, Dovecot for SASL (its
-# pgsql driver: passwords from the database store), Python. "No configuration" keeps the
-# postfix package from writing a main.cf.
-packages="postfix postfix-lmdb postfix-pcre postfix-pgsql dovecot-core dovecot-pgsql ca-certificates
-  openssl python3 python3-venv procps util-linux iproute2"
+# Debian's packages: Postfix with the lmdb/pcre/pgsql map types; Cyrus SASL's client
+# mechanisms (PLAIN, LOGIN: without libsasl2-modules, a Recommends that
+# --no-install-recommends drops, Postfix finds "No worthy mechs" and cannot log in to
+# any relay); Dovecot for SASL (its pgsql driver: passwords from the database store);
+# Python (libpq5, from postfix-pgsql, is psycopg's libpq); tini, the image's PID 1.
+# "No configuration" keeps the postfix package from writing a main.cf.
+packages="postfix postfix-lmdb postfix-pcre postfix-pgsql libsasl2-modules dovecot-core dovecot-pgsql
+  ca-certificates openssl python3 python3-venv procps util-linux iproute2 tini"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -44,6 +49,7 @@ if [ "${EDITABLE:-0}" != 1 ]; then
   # `relaykit` and the DMS admin command `setup` on PATH (docker exec <ctr> setup relay ...)
   ln -sf "$PREFIX/bin/relaykit" /usr/local/bin/relaykit
   ln -sf "$PREFIX/bin/setup" /usr/local/bin/setup
+  install -m 755 "$SRC/target/entrypoint.sh" /usr/local/bin/relaykit-entrypoint
   # Postfix's static configuration; relaykit adds the relay parameters at every start.
   for f in main.cf master.cf; do
     if [ -f "/etc/postfix/$f" ] && ! cmp -s "$SRC/target/postfix/$f" "/etc/postfix/$f"; then
@@ -59,6 +65,15 @@ if [ "${EDITABLE:-0}" != 1 ]; then
   # The slim image has no bash-completion package: load ours in interactive shells.
   line='[ -r /usr/share/bash-completion/completions/setup ] && . /usr/share/bash-completion/completions/setup'
   grep -qxF "$line" /etc/bash.bashrc 2>/dev/null || echo "$line" >> /etc/bash.bashrc
+fi
+
+# The image keeps only what runs: the venv's pip and setuptools, python3-venv and apt's
+# caches are for installing (about 140 MB). Never on a host: `make install` needs them.
+if [ "${PRUNE:-0}" = 1 ]; then
+  "$PREFIX/bin/pip" uninstall -q -y pip setuptools
+  apt-get purge -y -qq --auto-remove python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl >/dev/null
+  apt-get clean
+  rm -rf /var/lib/apt/lists/* /root/.cache /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log
 fi
 
 # Postfix must not run from the Debian service scripts: `relaykit start` runs it.

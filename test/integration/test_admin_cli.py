@@ -34,8 +34,10 @@ def test_list_json_shows_each_sender_its_relay_and_login_with_the_password_maske
     assert rows["@news.example"]["rule"].endswith("postfix-relaymap.cf:1")
     assert rows["@shop.example"] == {
         "sender": "@shop.example", "relays": ["[smarthost.example]:587"], "direct": False,
-        "rule": "RELAY_HOST", "user": "relay-user", "password": "********", "credentials": "RELAY_USER"}
+        "rule": "RELAY_HOST", "user": "relay-user", "password": "********", "credentials": "RELAY_USER",
+        "tls": "encrypt"}
     assert rows["@lab.example"]["direct"] is True and "opted out" in rows["@lab.example"]["rule"]
+    assert rows["@lab.example"]["tls"] is None  # direct: main.cf's level, not a tls_policy entry
     assert SECRET not in result.stdout + result.stderr
 
 
@@ -55,7 +57,7 @@ def test_list_with_a_default_relayhost_has_a_row_for_every_other_sender(env):
     rows = json.loads(env.run("setup", "relay", "list", "--json").stdout)
     assert rows == [{"sender": "*", "relays": ["[smtp.office365.com]:587"], "direct": False,
                      "rule": "DEFAULT_RELAY_HOST", "user": "me@corp.example", "password": "********",
-                     "credentials": "RELAY_USER"}]
+                     "credentials": "RELAY_USER", "tls": "encrypt"}]
 
 
 def test_list_without_any_relay_says_so(env):
@@ -240,3 +242,12 @@ def test_zsh_completion_registers_through_bashcompinit_in_a_real_zsh(env):
     registered, _, words = result.stdout.strip().partition("|")
     assert registered == "_bash_complete -F _relaykit_setup", result.stderr
     assert {"add-domain", "del-auth", "list", "test"} <= set(words.split())
+
+
+def test_list_shows_each_relays_tls_level_as_postfix_applies_it(env):
+    env.write("postfix-relaymap.cf", "@a.test [one.test]:587\n@b.test [two.test]:587\n")
+    env.vars["RELAYKIT_TLS_SECURE"] = "[one.test]:587"
+    rows = {row["sender"]: row["tls"] for row in json.loads(env.run("setup", "relay", "list", "--json").stdout)}
+    assert rows == {"@a.test": "secure", "@b.test": "encrypt"}
+    table = env.run("setup", "relay", "list").stdout
+    assert any("@a.test" in line and "secure" in line for line in table.splitlines())

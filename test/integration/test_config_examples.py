@@ -138,14 +138,16 @@ def test_kubernetes_manifests_configure_cleanly_as_the_pod_would_see_them(env, t
     assert container["livenessProbe"]["exec"]["command"] == ["relaykit", "health"]
 
 
-def test_compose_has_config_and_queue_volumes_env_file_and_file_secrets():
+def test_compose_has_config_and_queue_volumes_and_file_secrets():
     compose = _documents(REPO / "compose.yaml")[0]
     service = compose["services"]["relay"]
     targets = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
     assert targets["/tmp/docker-mailserver"] == "./config"
     assert targets["/var/spool/postfix"] in compose["volumes"]  # a named volume: survives restarts
     assert all(source.startswith("./") or source in compose["volumes"] for source in targets.values())
-    assert service["env_file"][0]["path"] == "./relay.env"
+    # Compose v1 (Debian's docker-compose 1.29) rejects env_file's long form and a missing
+    # file: variables come from config/relaykit.env, which relaykit reads itself
+    assert "env_file" not in service
     for name in service["secrets"]:
         assert f"/run/secrets/{name}" in service["environment"].values()
         assert name in compose["secrets"]
@@ -166,8 +168,46 @@ def test_dockerfile_runs_the_install_recipe_and_the_real_commands():
     assert instructions["FROM"] == ["debian:12-slim"]
     assert any("target/install.sh" in run for run in instructions["RUN"])
     assert (REPO / "target/install.sh").exists()
-    assert json.loads(instructions["ENTRYPOINT"][0]) == ["relaykit", "start"]
+    assert json.loads(instructions["ENTRYPOINT"][0]) == ["tini", "--", "relaykit-entrypoint"]
+    assert json.loads(instructions["CMD"][0]) == ["start"] and _tree().child("start") is not None
     health = json.loads(instructions["HEALTHCHECK"][0].split("CMD", 1)[1])
     assert health[0] == "relaykit" and _tree().child(health[1]) is not None
     assert instructions["STOPSIGNAL"] == ["SIGTERM"]
     assert "/var/spool/postfix" in instructions["VOLUME"][0]
+
+
+KUBERNETES_VERSIONS = ("1.29", "1.33")  # the schemas kubernetes-validate ships, offline
+
+
+def _kubernetes_objects() -> list[tuple[str, dict]]:
+    kustomization = yaml.safe_load((EXAMPLES / "kubernetes" / "kustomization.yaml").read_text())
+    return [(name, doc) for name in kustomization["resources"]
+            for doc in _documents(EXAMPLES / "kubernetes" / name)]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_manifests_are_valid_against_the_kubernetes_schemas(version):
+    import kubernetes_validate
+
+    objects = _kubernetes_objects()
+    assert {doc["kind"] for _, doc in objects} >= {"ConfigMap", "Secret", "Deployment", "Service"}
+    for name, doc in objects:
+        kubernetes_validate.validate(doc, version, strict=True)  # raises, naming the field
+    # strict: a misspelt field is an error, so the validation above can fail
+    deployment = next(doc for _, doc in objects if doc["kind"] == "Deployment")
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFileSystem"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
+
+
+def test_kubernetes_runs_the_image_compose_runs_with_its_default_command():
+    compose = _documents(REPO / "compose.yaml")[0]["services"]["relay"]
+    deployment = next(doc for _, doc in _kubernetes_objects() if doc["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == compose["image"]
+    # no command/args: the image's ENTRYPOINT and CMD (`start`), as in compose
+    assert "command" not in container and "args" not in container and "command" not in compose
+    secrets = {e["name"]: e["value"] for e in container["env"]}
+    assert secrets["RELAY_PASSWORD_FILE"].startswith("/run/secrets/")
+    assert compose["environment"]["RELAY_PASSWORD_FILE"].startswith("/run/secrets/")

@@ -211,3 +211,17 @@ def test_secret_files_and_dotenv(env, tmp_path):
     env.configure(RELAY_PASSWORD__FILE=str(secret), RELAY_PORT="587")  # real env wins
     assert env.table("sasl_passwd") == "[relay.test]:587 envfile:from-file\n"
     assert env.table("relayhost_map") == "@example.com [relay.test]:587\n"
+
+
+def test_override_hostname_sets_myhostname_and_unsetting_it_restores_the_default(env):
+    env.configure(OVERRIDE_HOSTNAME="Mail.Example.COM.")
+    assert env.postfix.explicit("myhostname") == "mail.example.com"
+    env.configure()  # Postfix's default again: the machine's (container's) hostname
+    assert env.postfix.explicit("myhostname") is None
+    assert env.postfix.param("myhostname") == env.postfix.run("postconf", "-dh", "myhostname").stdout.strip()
+
+
+def test_an_override_hostname_that_is_not_a_hostname_is_refused(env):
+    result = env.run("relaykit", "configure", OVERRIDE_HOSTNAME="mail example.com")
+    assert result.returncode == 1
+    assert "OVERRIDE_HOSTNAME" in result.stderr

@@ -120,3 +120,16 @@ def test_tls_secure_relays_get_secure_on_this_node_and_it_wins_over_the_database
     assert "[smtp.relay.test]:587 secure" in plan.table("tls_policy").lines
     assert plan.params["smtp_tls_policy_maps"] == "lmdb:/etc/pf/tls_policy, proxy:pgsql:/etc/pf/pgsql-tls-policies.cf"
     assert not any("RELAYKIT_TLS_SECURE" in w for w in plan.warnings)
+
+
+def test_the_database_views_say_what_the_model_decides():
+    """The SQL views restate two rules of model/nexthop.py, because Postfix asks the
+    database directly: the default TLS level of every relay host, and the implicit-TLS
+    ports of sender_transports. They must agree with the one place that decides."""
+    from relaykit.model.nexthop import ENCRYPT, IMPLICIT_TLS_PORTS
+    from relaykit.stores.db import migrations
+
+    sql = {name: Path(path).read_text() for _, name, path in migrations()}
+    assert f"SELECT nexthop, '{ENCRYPT}'::text AS policy FROM relaykit.relay_hosts" in sql["001_schema.sql"]
+    ports = ", ".join(f"'{port}'" for port in IMPLICIT_TLS_PORTS)
+    assert f"IN ({ports})" in sql["004_sender_transports.sql"]

@@ -24,13 +24,20 @@ class Row:
     credentials: str | None  # where the login comes from
 
     @property
+    def tls(self) -> str | None:
+        """The tls_policy level(s) of the relays (model/nexthop.py); None: direct delivery,
+        main.cf's level."""
+        return ", ".join(dict.fromkeys(hop.level for hop in self.relays)) or None
+
+    @property
     def direct(self) -> bool:
         return not self.relays
 
     def as_dict(self) -> dict:
         return {"sender": self.sender, "relays": list(self.relays), "direct": self.direct,
                 "rule": self.rule, "user": self.user,
-                "password": "********" if self.user else None, "credentials": self.credentials}
+                "password": "********" if self.user else None, "credentials": self.credentials,
+                "tls": self.tls}
 
 
 def rows(plan: Plan, files: ConfigFiles | None = None) -> list[Row]:

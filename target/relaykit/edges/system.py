@@ -24,10 +24,11 @@ def trusted_networks(settings: SubmissionSettings | None) -> tuple[str, ...]:
 
 
 def ensure_certificate(settings: SubmissionSettings, mail_config: Path, hostname: str) -> bool:
-    """Make the self-signed pair when no certificate is given and none was made before.
+    """Make the self-signed pair when no certificate is given and none was made before for
+    this hostname (a container renamed by OVERRIDE_HOSTNAME or --hostname gets a new one).
     True when it was made now. The caller warns loudly: clients cannot verify it."""
     cert, key = tls_files(settings, mail_config)
-    if settings.cert_file or (cert.exists() and key.exists()):
+    if settings.cert_file or (cert.exists() and key.exists() and _certificate_name(cert) == hostname):
         return False
     cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp_key, tmp_cert = key.with_suffix(".tmp"), cert.with_suffix(".tmp")
@@ -44,3 +45,14 @@ def ensure_certificate(settings: SubmissionSettings, mail_config: Path, hostname
     tmp_key.replace(key)
     tmp_cert.replace(cert)
     return True
+
+
+def _certificate_name(cert: Path) -> str | None:
+    """The CN of a certificate relaykit made (openssl prints `subject=CN = name`)."""
+    try:
+        out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "multiline", "-in", str(cert)],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None  # unreadable: make a new one
+    names = [line.split("=", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("commonName")]
+    return names[0] if names else None

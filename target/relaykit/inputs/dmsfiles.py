@@ -26,7 +26,7 @@ from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
-from relaykit.inputs.dmsnames import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
+from relaykit.inputs.env import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
 from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.secret import Secret
 

@@ -1,4 +1,5 @@
-"""The environment's plain facts: where things are, and the one `*_FILE` secret reader.
+"""The environment's plain facts: where things are (directories, the DMS file names), and
+the one `*_FILE` secret reader.
 
 Light on purpose (os only, no pathlib): `setup` asks it which store to open on every
 command, and must start in a few milliseconds.
@@ -13,6 +14,14 @@ from relaykit.errors import ConfigError
 
 DEFAULT_MAIL_CONFIG = "/etc/postfix"
 DEFAULT_CONFIG_DIR = "/tmp/docker-mailserver"
+
+# The DMS config files, in RELAYKIT_CONFIG_DIR (inputs/dmsfiles.py parses them,
+# stores/files.py edits them).
+RELAYMAP = "postfix-relaymap.cf"
+RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
+SASL_PASSWORD = "postfix-sasl-password.cf"
+ACCOUNTS = "postfix-accounts.cf"
+VIRTUAL = "postfix-virtual.cf"
 
 
 def config_dir(environ: Mapping[str, str] = os.environ) -> str:

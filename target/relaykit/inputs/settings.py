@@ -96,6 +96,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         **_database_urls(environ),
         tls_secure=secure,
         default_relay_hops=default_hops,
+        hostname=checked("OVERRIDE_HOSTNAME", lambda v: validate.domain(v, "OVERRIDE_HOSTNAME"),
+                         env.get("OVERRIDE_HOSTNAME")),
     )
 
 

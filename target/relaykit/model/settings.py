@@ -52,6 +52,9 @@ class Settings:
     tls_secure: tuple[NextHop, ...] = ()
     # DEFAULT_RELAY_HOST parsed (the hops RELAY_USER authenticates to when it is set).
     default_relay_hops: tuple[NextHop, ...] = ()
+    # OVERRIDE_HOSTNAME (DMS): main.cf myhostname (HELO name, banner, bounces, the
+    # self-signed certificate). None: Postfix's default, the container's hostname.
+    hostname: str | None = None
 
     @property
     def default_relay(self) -> tuple[NextHop, ...]:

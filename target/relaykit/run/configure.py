@@ -19,7 +19,7 @@ from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix
 from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
-from relaykit.model.plan import Plan
+from relaykit.model.plan import Plan, combine
 from relaykit.model.settings import Settings
 from relaykit.run.apply import Changes, apply, apply_dovecot
 from relaykit.stores import open_store
@@ -42,7 +42,10 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     store = open_store(environ)
     networks = system.trusted_networks(settings.submission) if settings.submission and settings.submission.active \
         else ()
-    return Prepared(settings, store.plan(settings, table_type, networks), postfix, store)
+    plan = store.plan(settings, table_type, networks)
+    if settings.hostname:  # OVERRIDE_HOSTNAME; else Postfix's default: the container's name
+        plan = combine(plan, Plan(params={"myhostname": settings.hostname}, table_type=table_type))
+    return Prepared(settings, plan, postfix, store)
 
 
 def routing(environ: Mapping[str, str] = os.environ) -> tuple[Settings, ConfigFiles, Plan]:

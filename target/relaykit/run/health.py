@@ -8,15 +8,14 @@ Quiet on success unless asked (`-v`): Docker keeps the output of every probe.
 from __future__ import annotations
 
 import os
-import smtplib
 import sys
 
 from relaykit.edges.postfix import Postfix
+from relaykit.edges.smtp import probe_smtp
 from relaykit.errors import RelaykitError, UsageError
 from relaykit.inputs.settings import mail_config
 
 DEFAULT_ADDRESS = "127.0.0.1:25"
-TIMEOUT = 5.0
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -24,21 +23,6 @@ def _address(text: str) -> tuple[str, int]:
     if not colon or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"expected <host>:<port>, e.g. {DEFAULT_ADDRESS}, not {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def probe_smtp(host: str, port: int) -> str:
-    """The listener's greeting and EHLO reply; RelaykitError saying what went wrong."""
-    try:
-        with smtplib.SMTP(timeout=TIMEOUT, local_hostname="relaykit-health") as smtp:
-            code, banner = smtp.connect(host, port)
-            if code != 220:
-                raise RelaykitError(f"SMTP [{host}]:{port} greeted with {code} {banner.decode(errors='replace')}")
-            code, _ = smtp.ehlo()
-            if code != 250:
-                raise RelaykitError(f"SMTP [{host}]:{port} answered EHLO with {code}")
-            return banner.decode(errors="replace")
-    except (OSError, smtplib.SMTPException) as exc:
-        raise RelaykitError(f"SMTP [{host}]:{port} does not answer: {exc or type(exc).__name__}") from None
 
 
 def main(args: list[str]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from relaykit.edges.editor import set_line
-from relaykit.inputs.dmsnames import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
+from relaykit.inputs.env import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
 from relaykit.secret import Secret
 
 _FILES = {"relays": RELAYMAP, "recipient relays": RECIPIENT_RELAYMAP, "credentials": SASL_PASSWORD,

@@ -42,11 +42,12 @@ def list_relays(args: list[str]) -> int:
     from rich.text import Text  # plain cells: "[host]:port" is not rich markup
 
     table = Table(title="relay routes (* = every other sender)", title_justify="left")
-    for column in ("sender", "relay", "auth user", "password", "rule", "credentials from"):
+    for column in ("sender", "relay", "tls", "auth user", "password", "rule", "credentials from"):
         table.add_column(column)
     for row in found:
         relay = ", ".join(row.relays) if row.relays else "direct (MX)"
-        cells = (row.sender, relay, row.user or "-", "********" if row.user else "-", row.rule, row.credentials or "-")
+        cells = (row.sender, relay, row.tls or "-", row.user or "-", "********" if row.user else "-", row.rule,
+                 row.credentials or "-")
         table.add_row(*(Text(cell) for cell in cells))
     ui.console().print(table)
     return 0

@@ -1,0 +1,204 @@
+"""The layers of target/relaykit/ (ARCHITECTURE.md), read from the code with `ast`.
+
+Each layer imports only from itself and the layers before it in LAYERS; there is no
+import cycle at all; and an import inside a function is allowed only where LAZY says
+why (a start-up-time choice: `setup relay add-domain` must start in a few milliseconds,
+so what it does not need is imported when it is needed).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import relaykit
+from relaykit.stores.files import FileStore
+from relaykit.stores.postgres import PostgresStore
+from relaykit.stores.protocol import Store
+
+ROOT = Path(relaykit.__file__).parent
+
+# In import order: a module may import from its own layer and the ones before it.
+LAYERS = (
+    "foundation",  # relaykit/*.py: errors, secret, log, gcpause (import nothing of relaykit)
+    "model",  # values only
+    "inputs",  # settings, DMS files, validation
+    "core",  # pure planners
+    "edges",  # the system: Postfix, Dovecot, ip/openssl, the file editor
+    "stores",  # the Store protocol and its two implementations
+    "run",  # orchestration: configure/apply, the daemon, watch
+    "cli",  # the command trees and commands
+)
+
+# (module, what it imports inside a function): why. Every entry must still be used.
+LAZY = {
+    # `setup`'s fast path (cli.setup -> cli.commands.relay -> stores -> stores.files):
+    # the file store edits without reading or planning; those import what they need.
+    ("relaykit.stores", "relaykit.stores.files"): "open_store: only the store in use is imported",
+    ("relaykit.stores", "relaykit.stores.postgres"): "open_store: psycopg and the planners only with a database",
+    ("relaykit.stores.files", "pathlib"): "reading: the editing commands use os.path only",
+    ("relaykit.stores.files", "relaykit.inputs.dmsfiles"): "reading: dataclasses and the parsers",
+    ("relaykit.stores.files", "relaykit.core.plan"): "planning (configure, list): not for edits",
+    ("relaykit.stores.files", "relaykit.core.submission"): "planning (configure): not for edits",
+    ("relaykit.stores.files", "relaykit.core.dovecot"): "Dovecot's passdb (configure): not for edits",
+    ("relaykit.stores.files", "relaykit.gcpause"): "planning 100k-line files (configure): not for edits",
+    ("relaykit.stores.files", "relaykit.model.plan"): "planning (configure): not for edits",
+    ("relaykit.inputs.validate", "ipaddress"): "only IP literals pay for it (~3 ms)",
+    ("relaykit.cli.commands.relay", "getpass"): "only a password prompt on a terminal",
+    ("relaykit.cli.dispatch", "difflib"): "only a mistyped command's suggestion",
+    ("relaykit.cli.ui", "rich"): "~30 ms: only styled terminal output",
+    ("relaykit.cli.commands.relay_view", "rich"): "only the table of `setup relay list` (not --json)",
+    ("relaykit.cli.main", "relaykit.run.configure"): "`relaykit configure` only: run/ imports every layer",
+    ("relaykit.edges.postfix", "sh"): "~50 ms: only commands that run Postfix's programs",
+    ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
+    ("relaykit.inputs.settings", "dotenv"): "~25 ms: only when the dotenv file exists",
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1 or (len(parts) == 2 and not (ROOT / parts[1]).is_dir()):
+        return "foundation"
+    return parts[1]
+
+
+def _target(name: str) -> str:
+    """The relaykit module an imported name lives in (a package's submodule if it is one)."""
+    while name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _imports(module: str) -> list[tuple[str, int, bool]]:
+    """(imported module, line, inside a function) for every import of `module`."""
+    tree = ast.parse(MODULES[module].read_text())
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, child.lineno, in_function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                assert child.level == 0, f"{module}:{child.lineno}: relative import"
+                found.extend((f"{child.module}.{alias.name}" if child.module.startswith("relaykit") else child.module,
+                              child.lineno, in_function) for alias in child.names)
+            visit(child, inner)
+
+    visit(tree, False)
+    return found
+
+
+def _internal(name: str) -> str | None:
+    return _target(name) if name == "relaykit" or name.startswith("relaykit.") else None
+
+
+def test_every_package_is_a_layer():
+    assert {layer(m) for m in MODULES} == set(LAYERS)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_follow_the_layer_order(module):
+    allowed = LAYERS[:LAYERS.index(layer(module)) + 1]
+    wrong = [f"{MODULES[module].name}:{line} imports {target} ({layer(target)})"
+             for name, line, _ in _imports(module) if (target := _internal(name)) and layer(target) not in allowed]
+    assert not wrong, f"{module} is in layer {layer(module)}: " + "; ".join(wrong)
+
+
+def _lazy_key(module: str, name: str) -> tuple[str, str]:
+    target = _internal(name)
+    if target is None:
+        return module, name.partition(".")[0]  # a third-party or stdlib package
+    return module, target
+
+
+def test_function_level_imports_are_only_the_documented_start_up_choices():
+    used = {_lazy_key(m, name): (m, line) for m in MODULES for name, line, lazy in _imports(m) if lazy}
+    undocumented = sorted(f"{MODULES[m].relative_to(ROOT)}:{line} imports {key[1]}"
+                          for key, (m, line) in used.items() if key not in LAZY)
+    assert not undocumented, "an import inside a function that LAZY does not explain: " + "; ".join(undocumented)
+    assert not set(LAZY) - set(used), f"stale LAZY entries: {sorted(set(LAZY) - set(used))}"
+
+
+def test_there_is_no_import_cycle():
+    graph = {m: {t for name, _, _ in _imports(m) if (t := _internal(name)) and t != m} for m in MODULES}
+    # Tarjan's strongly connected components: any with two or more modules is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            connect(module)
+    assert cycles == []
+
+
+def test_only_the_edges_run_programs_and_speak_smtp():
+    runs_sh = [m for m in MODULES for name, _, _ in _imports(m) if name == "sh"]
+    assert runs_sh == ["relaykit.edges.postfix"]
+    # processes: the edges, and the daemon, which supervises Postfix's master and Dovecot
+    spawns = sorted({m for m in MODULES for name, _, _ in _imports(m) if name == "subprocess"})
+    assert [m for m in spawns if layer(m) != "edges"] == ["relaykit.run.daemon"]
+    # SMTP sessions (setup relay test, relaykit health): edges/smtp.py
+    assert sorted({m for m in MODULES for name, _, _ in _imports(m) if name == "smtplib"}) == ["relaykit.edges.smtp"]
+
+
+def test_configure_and_the_commands_never_ask_which_store_they_have():
+    """run/ and cli/ open "the store" (stores.open_store) and use the Store protocol;
+    only the PostgreSQL-only commands (link, import, db upgrade) name that store."""
+    postgres_only = {"relaykit.cli.commands.database"}
+    for module in MODULES:
+        if layer(module) not in ("run", "cli") or module in postgres_only:
+            continue
+        names = {name for name, _, _ in _imports(module)}
+        assert not {n for n in names if n.startswith(("relaykit.stores.files", "relaykit.stores.postgres"))}, module
+        asks = [f"{MODULES[module].name}:{node.lineno}" for node in ast.walk(ast.parse(MODULES[module].read_text()))
+                if isinstance(node, ast.Attribute) and (node.attr in ("database_url", "postfix_database_url") or (
+                    node.attr == "kind" and "store" in ast.unparse(node.value)))]
+        assert not asks, f"{module} asks which store it has: {asks}"
+
+
+@pytest.mark.parametrize("store", [FileStore, PostgresStore])
+def test_both_stores_implement_the_store_protocol(store):
+    protocol = {name for name, value in vars(Store).items() if callable(value) and not name.startswith("_")}
+    for name in protocol:
+        assert hasattr(store, name), f"{store.__name__} lacks {name}"
+        expected = list(inspect.signature(getattr(Store, name)).parameters)
+        assert list(inspect.signature(getattr(store, name)).parameters) == expected, (store.__name__, name)
+    assert isinstance(store.__new__(store), Store)
