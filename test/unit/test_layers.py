@@ -45,7 +45,6 @@ LAZY = {
     ("relaykit.stores.files", "relaykit.core.submission"): "planning (configure): not for edits",
     ("relaykit.stores.files", "relaykit.core.dovecot"): "Dovecot's passdb (configure): not for edits",
     ("relaykit.stores.files", "relaykit.gcpause"): "planning 100k-line files (configure): not for edits",
-    ("relaykit.stores.files", "relaykit.model.plan"): "planning (configure): not for edits",
     ("relaykit.inputs.validate", "ipaddress"): "only IP literals pay for it (~3 ms)",
     ("relaykit.cli.commands.relay", "getpass"): "only a password prompt on a terminal",
     ("relaykit.cli.dispatch", "difflib"): "only a mistyped command's suggestion",
