@@ -52,6 +52,8 @@ LAZY = {
     ("relaykit.cli.commands.relay_view", "rich"): "only the table of `setup relay list` (not --json)",
     ("relaykit.cli.main", "relaykit.run.configure"): "`relaykit configure` only: run/ imports every layer",
     ("relaykit.edges.postfix", "sh"): "~50 ms: only commands that run Postfix's programs",
+    ("relaykit.edges.postfix", "shutil"): "only a main.cf/master.cf edit that sets and removes",
+    ("relaykit.edges.postfix", "tempfile"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
     ("relaykit.inputs.settings", "dotenv"): "~25 ms: only when the dotenv file exists",
 }

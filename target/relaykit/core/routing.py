@@ -141,7 +141,8 @@ class Router:
         origin = route.origin if route and (route.nexthops or not hops) else (
             Origin("DEFAULT_RELAY_HOST") if hops else None)
         return Resolution(sender, recipient, hops, origin, decision.logins[0] if hops else None,
-                          tls_required=bool(hops), transport=decision.transport, logins=decision.logins,
+                          tls_required=bool(hops), logins=decision.logins,
+                          transport=decision.transport if self.plan.configured else "smtp",  # no relay: Postfix's own
                           implicit_tls=bool(hops) and hops[0].implicit_tls)
 
 

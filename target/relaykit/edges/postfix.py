@@ -48,17 +48,33 @@ class Postfix:
         """The effective value of one parameter (main.cf or Postfix's default)."""
         return self._run("postconf", "-h", name).strip()
 
-    def set_params(self, params: Mapping[str, str]) -> None:
-        """Set all parameters in ONE postconf call."""
-        if params:
-            self._run("postconf", "-e", *(f"{name} = {value}" for name, value in params.items()))
-            self.cool_down("main.cf")
+    def edit_params(self, to_set: Mapping[str, str], to_remove: Iterable[str]) -> None:
+        """Set and remove main.cf parameters as one change (see _edit)."""
+        self._edit("main.cf", ("-e", *(f"{name} = {value}" for name, value in to_set.items())) if to_set else (),
+                   ("-X", *to_remove))
 
-    def remove_params(self, names: Iterable[str]) -> None:
-        names = list(names)
-        if names:
-            self._run("postconf", "-X", *names)
-            self.cool_down("main.cf")
+    def _edit(self, name: str, *runs: tuple[str, ...]) -> None:
+        """Run postconf edits of main.cf or master.cf. One run is atomic (postconf writes a
+        temporary file and renames it). Setting and removing takes two runs, so those run
+        on a copy that then replaces the file: a kill between them leaves the old file,
+        never a mix of old and new."""
+        runs = tuple(args for args in runs if len(args) > 1)
+        if len(runs) == 1:
+            self._run("postconf", *runs[0])
+        elif runs:
+            import shutil
+            import tempfile
+
+            with tempfile.TemporaryDirectory(dir=self.config_dir, prefix=".relaykit-edit-") as scratch:
+                for file in ("main.cf", "master.cf"):  # postconf -c needs both
+                    if (self.config_dir / file).exists():
+                        shutil.copy2(self.config_dir / file, Path(scratch, file))
+                copy = Postfix(Path(scratch))
+                for args in runs:
+                    copy._run("postconf", *args)
+                os.replace(Path(scratch, name), self.config_dir / name)
+        if runs:
+            self.cool_down(name)
 
     def cool_down(self, name: str) -> None:
         """Date a file we just finished writing 2 s back.
@@ -83,17 +99,11 @@ class Postfix:
                 found[f"{fields[0]}/{fields[1]}"] = " ".join(fields)
         return found
 
-    def set_services(self, entries: Mapping[str, str]) -> None:
-        """Add or replace master.cf services, {"name/type": "entry"}, in one postconf call."""
-        if entries:
-            self._run("postconf", "-M", *(f"{key} = {entry}" for key, entry in entries.items()))
-            self.cool_down("master.cf")
-
-    def remove_services(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-        if keys:
-            self._run("postconf", "-MX", *keys)
-            self.cool_down("master.cf")
+    def edit_services(self, to_set: Mapping[str, str], to_remove: Iterable[str]) -> None:
+        """Add or replace master.cf services ({"name/type": "entry"}) and remove others, as
+        one change (see _edit)."""
+        self._edit("master.cf", ("-M", *(f"{key} = {entry}" for key, entry in to_set.items())),
+                   ("-MX", *to_remove))
 
     # lookup tables
     def postmap(self, table_type: str, paths: Iterable[Path]) -> None:

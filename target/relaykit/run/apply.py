@@ -17,6 +17,7 @@ from __future__ import annotations
 import grp
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
 
 def _apply(plan: Plan, postfix: Postfix) -> Changes:
     directory = postfix.config_dir
+    for scratch in directory.glob(".relaykit-edit-*"):  # a killed run's copy (Postfix._edit)
+        shutil.rmtree(scratch, ignore_errors=True)
     changed_tables = []
     to_compile = []
     for table in plan.tables:
@@ -116,8 +119,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     to_set = {k: v for k, v in plan.params.items() if current.get(k) != v}
     # Set by relaykit last time, no longer planned, and not changed by hand since: remove.
     stale = [k for k, v in previous.items() if k not in plan.params and current.get(k) == v]
-    postfix.set_params(to_set)
-    postfix.remove_params(stale)
+    postfix.edit_params(to_set, stale)
 
     # master.cf: the same rule, by service: add what is planned, remove what relaykit
     # added before and no longer plans (a service an administrator wrote is never touched).
@@ -125,8 +127,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     services = postfix.services() if planned or state["services"] else {}
     service_set = {k: e for k, e in planned.items() if services.get(k) != e}
     service_stale = [k for k in state["services"] if k not in planned and k in services]
-    postfix.set_services(service_set)
-    postfix.remove_services(service_stale)
+    postfix.edit_services(service_set, service_stale)
 
     tables = [t.name for t in plan.tables]
     new_state = {"params": plan.params, "services": planned, "tables": tables}

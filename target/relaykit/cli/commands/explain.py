@@ -31,8 +31,9 @@ def describe(r: Resolution) -> list[str]:
         lines.append(f"recipient:  {r.recipient}")
     if r.direct:
         lines += ["route:      direct (the recipient's MX)",
-                  "transport:  smtp",
-                  "tls:        as main.cf smtp_tls_security_level (opportunistic by default)"]
+                  f"transport:  {r.transport}",
+                  "tls:        as main.cf smtp_tls_security_level (opportunistic by default)",
+                  "login:      none (a recipient's MX never gets credentials)"]
     else:
         order = " (tried in order)" if len(r.nexthops) > 1 else ""
         lines += [f"route:      relay {', then '.join(r.nexthops)}{order}",
