@@ -28,7 +28,9 @@ from e2e.conftest import BIN
 
 QUICK = settings(max_examples=int(os.environ.get("DIFFERENTIAL_EXAMPLES", 25)), deadline=None,
                  suppress_health_check=list(HealthCheck))
-LONG = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+# `make test` runs the slow tests too: 80 more configurations (~2 min); set more to search longer
+LONG = settings(max_examples=int(os.environ.get("DIFFERENTIAL_LONG_EXAMPLES", 80)), deadline=None,
+                suppress_health_check=list(HealthCheck))
 
 DOMAINS = ["shop.test", "corp.test", "eu.corp.test", "dev.corp.test", "news.test", "other.test"]
 SENDER_KEYS = ["@shop.test", "billing@shop.test", "intern@shop.test", "@.corp.test", "@corp.test",
