@@ -203,3 +203,21 @@ def test_both_stores_implement_the_store_protocol(store):
         expected = list(inspect.signature(getattr(Store, name)).parameters)
         assert list(inspect.signature(getattr(store, name)).parameters) == expected, (store.__name__, name)
     assert isinstance(store.__new__(store), Store)
+
+
+def test_setup_relay_add_domain_stays_on_its_fast_path(tmp_path):
+    """The editing commands import the CLI, validation, NextHop, the store and the editor:
+    none of the costly modules the other layers use (measured: each is milliseconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from relaykit.cli.setup import main; "
+            "main(['relay', 'add-domain', 'x.example', 'smtp.relay.test', '587']); "
+            "print(' '.join(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"RELAYKIT_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    loaded = set(result.stdout.splitlines()[-1].split())
+    assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
+    heavy = {"dataclasses", "typing", "pathlib", "re", "inspect", "sh", "psycopg", "rich", "dotenv", "ipaddress"}
+    assert loaded & heavy == set()
+    assert not [m for m in loaded if m.startswith(("relaykit.core", "relaykit.run", "relaykit.model.plan"))]
