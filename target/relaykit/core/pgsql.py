@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from relaykit.core.plan import SASL_CLIENT, environment_credentials
-from relaykit.core.routetables import DIRECT, RELAY, RELAY_SMTPS, SMTPS, client_transport, smtp_service
+from relaykit.core.routetables import CLIENTS, DIRECT, SMTPS, client_service, client_transport
 from relaykit.errors import ConfigError
 from relaykit.model.plan import SASL_PASSWD, TLS_POLICY, Plan, Table
 from relaykit.model.settings import Settings
@@ -165,10 +165,7 @@ def build(settings: Settings, table_type: str) -> Plan:
         params["default_transport"] = DIRECT
     # Every client the database's view may name always exists (db/005_credential_scope.sql):
     # a route may be added at any time, and Postfix must be able to use it at once.
-    services = (smtp_service(SMTPS, implicit=True),
-                smtp_service(RELAY, implicit=False, sender_auth=False),
-                smtp_service(RELAY_SMTPS, implicit=True, sender_auth=False),
-                smtp_service(DIRECT, implicit=False, auth=False))
+    services = tuple(client_service(name) for name in CLIENTS)
     warnings: tuple[str, ...] = ()
     if not settings.postfix_database_url:
         warnings += ("Postfix connects to the database with relaykit's admin role: set "

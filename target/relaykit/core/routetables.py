@@ -148,10 +148,7 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
     elif not relayhost:
         params["default_transport"] = DIRECT
         used.add(DIRECT)
-    for name in (SMTPS, RELAY, RELAY_SMTPS, DIRECT):
-        if name in used:
-            services.append(smtp_service(name, implicit=name in (SMTPS, RELAY_SMTPS), sender_auth=name in (SMTPS,),
-                                         auth=name != DIRECT))
+    services += [client_service(name) for name in CLIENTS if name in used]
 
     if recipient_routes:
         tables.append(Table(RECIPIENT_TRANSPORT, tuple(
@@ -160,6 +157,14 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         for implicit in sorted({r.implicit_tls for r in recipient_routes}):
             services.append(smtp_service(recipient_transport(implicit), implicit=implicit, sender_auth=False))
     return Extra(tuple(tables), params, tuple(services))
+
+
+CLIENTS = (SMTPS, RELAY, RELAY_SMTPS, DIRECT)  # the clients sender routes and default_transport use
+
+
+def client_service(name: str) -> Service:
+    """The master.cf service of one of CLIENTS: its TLS mode and how it finds credentials."""
+    return smtp_service(name, implicit=name in (SMTPS, RELAY_SMTPS), sender_auth=name == SMTPS, auth=name != DIRECT)
 
 
 def smtp_service(name: str, implicit: bool, sender_auth: bool = True, auth: bool = True) -> Service:
