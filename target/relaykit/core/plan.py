@@ -183,7 +183,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
                               recipient_routes, creds, relayhost, table_type, directory)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services)
-    unused = [login for login in plan.logins if "@" in login.key and _unused(decisions, login)]
+    direct = _reaching_direct(decisions)
+    unused = [login for login in plan.logins if login.key in direct]
     if not unused:
         return plan
     return replace(plan, warnings=plan.warnings + tuple(
@@ -192,6 +193,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         "them by relay ([host]:port) instead" for login in unused))
 
 
-def _unused(decisions: dict, login: Login) -> bool:
-    """A sender-keyed login whose mail (all of it, or an opted-out part) goes to an MX."""
-    return any(not decision.nexthops and login.key in key_chain(key) for key, decision in decisions.items())
+def _reaching_direct(decisions: dict) -> set[str]:
+    """Sender keys some of whose mail goes to an MX: each key decided direct, and every
+    broader key of its chain (one pass: linear in the number of keys)."""
+    return {broader for key, decision in decisions.items() if not decision.nexthops for broader in key_chain(key)}
