@@ -214,6 +214,7 @@ def test_secret_files_and_dotenv(env, tmp_path):
 
 
 def test_override_hostname_sets_myhostname_and_unsetting_it_restores_the_default(env):
+    env.postfix.run("postconf", "-X", "myhostname")  # as the image's main.cf: no myhostname
     env.configure(OVERRIDE_HOSTNAME="Mail.Example.COM.")
     assert env.postfix.explicit("myhostname") == "mail.example.com"
     env.configure()  # Postfix's default again: the machine's (container's) hostname
@@ -225,3 +226,11 @@ def test_an_override_hostname_that_is_not_a_hostname_is_refused(env):
     result = env.run("relaykit", "configure", OVERRIDE_HOSTNAME="mail example.com")
     assert result.returncode == 1
     assert "OVERRIDE_HOSTNAME" in result.stderr
+
+
+def test_unsetting_override_hostname_gives_back_a_hostname_set_by_hand(env):
+    assert env.postfix.explicit("myhostname") == "relaykit.test"  # the test instance's, by hand
+    env.configure(OVERRIDE_HOSTNAME="mail.example.com")
+    assert env.postfix.explicit("myhostname") == "mail.example.com"
+    env.configure()
+    assert env.postfix.explicit("myhostname") == "relaykit.test"

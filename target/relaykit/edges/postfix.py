@@ -28,10 +28,14 @@ class Postfix:
         self.config_dir = Path(config_dir)
 
     def _run(self, program: str, *args: str, **kwargs) -> str:
+        """The program's standard output (or, with _return_cmd=True, sh's finished
+        command, whose .stderr holds its warnings)."""
         import sh  # 50 ms of imports: only commands that talk to Postfix pay them
 
         try:
             result = sh.Command(program)("-c", str(self.config_dir), *args, **kwargs)
+            if kwargs.get("_return_cmd"):
+                return result
         except sh.ErrorReturnCode as exc:
             detail = exc.stderr.decode(errors="replace").strip() or exc.stdout.decode(errors="replace").strip()
             raise PostfixError(f"{program} failed: {detail or f'exit status {exc.exit_code}'}") from None
@@ -43,6 +47,11 @@ class Postfix:
     def explicit_params(self) -> dict[str, str]:
         """Every parameter set in main.cf (postconf -n)."""
         return _parse_params(self._run("postconf", "-n"))
+
+    def defaults(self) -> dict[str, str]:
+        """Every parameter this Postfix knows, with its default (postconf -d), including the
+        per-service parameters of master.cf's services (relaykit_smtps_..._limit)."""
+        return _parse_params(self._run("postconf", "-d"))
 
     def param(self, name: str) -> str:
         """The effective value of one parameter (main.cf or Postfix's default)."""
@@ -104,6 +113,46 @@ class Postfix:
         one change (see _edit)."""
         self._edit("master.cf", ("-M", *(f"{key} = {entry}" for key, entry in to_set.items())),
                    ("-MX", *to_remove))
+
+    def service_params(self) -> dict[str, str]:
+        """Every master.cf `-o` parameter as {"name/type/param": value} (postconf -P)."""
+        return _parse_params(self._run("postconf", "-P"))
+
+    def edit_service_params(self, to_set: Mapping[str, str], to_remove: Iterable[str]) -> None:
+        """Set and remove services' `-o` parameters as one change (see _edit)."""
+        self._edit("master.cf", ("-P", *(f"{key}={value}" for key, value in to_set.items())), ("-PX", *to_remove))
+
+    def trial(self, params: Mapping[str, str], services: Mapping[str, str],
+              service_params: Mapping[str, str]) -> list[str]:
+        """Postfix's own verdict on main.cf and master.cf with these changes, on a copy (the
+        live files are not touched): a Postfix program reads every global parameter
+        (a bad number or inet_protocols is fatal there), and postconf's warnings
+        (undefined $name, unused parameter) are returned. PostfixError: it is refused."""
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=self.config_dir, prefix=".relaykit-edit-") as scratch:
+            for file in ("main.cf", "master.cf"):
+                if (self.config_dir / file).exists():
+                    shutil.copy2(self.config_dir / file, Path(scratch, file))
+            copy = Postfix(Path(scratch))
+            if params:
+                copy._run("postconf", "-e", *(f"{name} = {value}" for name, value in params.items()))
+            if services:
+                copy._run("postconf", "-M", *(f"{key} = {entry}" for key, entry in services.items()))
+            if service_params:
+                copy._run("postconf", "-P", *(f"{key}={value}" for key, value in service_params.items()))
+            copy.cool_down("main.cf")
+            copy.cool_down("master.cf")
+            copy._run("postmap", "-q", "relaykit-probe", "inline:{relaykit-probe=ok}")
+            warnings = []
+            for args in (("-nx",), ("-Px",)):
+                run = copy._run("postconf", *args, _return_cmd=True)
+                for line in run.stderr.decode(errors="replace").splitlines():
+                    _, found, text = line.partition("warning: ")
+                    if found:  # "<copy>/main.cf: undefined parameter: x": the copy's path says nothing
+                        warnings.append(text.removeprefix(f"{scratch}/"))
+            return warnings
 
     # lookup tables
     def postmap(self, table_type: str, paths: Iterable[Path]) -> None:

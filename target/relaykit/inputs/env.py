@@ -22,6 +22,10 @@ RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
 SASL_PASSWORD = "postfix-sasl-password.cf"
 ACCOUNTS = "postfix-accounts.cf"
 VIRTUAL = "postfix-virtual.cf"
+# DMS's Postfix overrides (inputs/overrides.py): main.cf lines, and master.cf
+# `service/type/parameter=value` lines.
+POSTFIX_MAIN = "postfix-main.cf"
+POSTFIX_MASTER = "postfix-master.cf"
 
 
 def config_dir(environ: Mapping[str, str] = os.environ) -> str:

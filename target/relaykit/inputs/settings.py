@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from relaykit.errors import ConfigError, RelaykitError
+from relaykit.inputs import dmsvars
 from relaykit.inputs import env as envvars
 from relaykit.inputs import validate
 from relaykit.model.nexthop import tls_level
@@ -98,6 +99,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         default_relay_hops=default_hops,
         hostname=checked("OVERRIDE_HOSTNAME", lambda v: validate.domain(v, "OVERRIDE_HOSTNAME"),
                          env.get("OVERRIDE_HOSTNAME")),
+        postfix_params=dmsvars.postfix_params(env, origins),
+        dms_reports=dmsvars.audit(env, origins),
     )
 
 

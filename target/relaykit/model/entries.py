@@ -90,3 +90,20 @@ class ConfigFiles:
     relaymap_exists: bool = False
     sasl_exists: bool = False
     recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
+
+
+@dataclass(frozen=True)
+class Override:
+    """A Postfix parameter the user sets beyond relaykit's: a main.cf parameter
+    (postfix-main.cf, POSTFIX_<name>), or with `service` ("name/type") one service's
+    master.cf `-o name=value` (postfix-master.cf), as DMS applies them."""
+
+    name: str
+    value: str
+    origin: Origin
+    service: str | None = None
+
+    @property
+    def key(self) -> str:
+        """`name`, or `service/name` as `postconf -P` spells a service's parameter."""
+        return f"{self.service}/{self.name}" if self.service else self.name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from relaykit.model.entries import Origin
+from relaykit.model.entries import Origin, Override
 from relaykit.model.nexthop import NextHop
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
@@ -97,6 +97,10 @@ class Plan:
     warnings: tuple[str, ...] = ()
     optouts: tuple[Route, ...] = ()  # opted-out sender keys (they matter under @.domain)
     recipient_routes: tuple[Route, ...] = ()  # mail TO a domain: `sender` is the domain key
+    # master.cf parameters of services relaykit does not own ({"name/type/param": value},
+    # postconf -P), and the user's overrides these and `params` carry (core/overrides.py).
+    service_params: dict[str, str] = field(default_factory=dict)
+    overrides: tuple[Override, ...] = ()
 
     @property
     def configured(self) -> bool:
@@ -131,4 +135,6 @@ def combine(*plans: Plan) -> Plan:
         warnings=tuple(w for p in plans for w in p.warnings),
         optouts=tuple(o for p in plans for o in p.optouts),
         recipient_routes=tuple(r for p in plans for r in p.recipient_routes),
+        service_params={k: v for p in plans for k, v in p.service_params.items()},
+        overrides=tuple(o for p in plans for o in p.overrides),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from relaykit.model.entries import Override
 from relaykit.model.nexthop import NextHop, tls_level
 from relaykit.secret import Secret
 
@@ -55,6 +56,10 @@ class Settings:
     # OVERRIDE_HOSTNAME (DMS): main.cf myhostname (HELO name, banner, bounces, the
     # self-signed certificate). None: Postfix's default, the container's hostname.
     hostname: str | None = None
+    # POSTFIX_<name>: main.cf parameters set by variable (inputs/dmsvars.py), and the
+    # DMS variables relaykit does not support that are set, one report line each.
+    postfix_params: tuple[Override, ...] = ()
+    dms_reports: tuple[str, ...] = ()
 
     @property
     def default_relay(self) -> tuple[NextHop, ...]:

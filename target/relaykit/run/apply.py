@@ -70,16 +70,38 @@ def _compiled(path: Path, table_type: str) -> Path | None:
     return path.with_name(path.name + suffix) if suffix else None
 
 
-def _read_state(directory: Path) -> dict[str, dict[str, str]]:
-    """What relaykit set last time: {"params": {name: value}, "services": {key: entry}}."""
+# What relaykit.state records: main.cf parameters and master.cf services and service
+# parameters relaykit set, and the values they replaced (restored when relaykit no longer
+# sets them: a template's value an override changed comes back when the line goes).
+_STATE_KEYS = ("params", "services", "replaced", "service_params", "service_replaced")
+
+
+def _read_state(directory: Path) -> dict:
+    """What relaykit set last time: {"params": {name: value}, "services": {key: entry}, ...}."""
     try:
         state = json.loads((directory / STATE_FILE).read_text())
-        read = {"params": dict(state.get("params", {})), "services": dict(state.get("services", {}))}
+        read = {key: dict(state.get(key, {})) for key in _STATE_KEYS}
         if "tables" in state:  # since relaykit recorded them; before, see _apply
             read["tables"] = list(state["tables"])
         return read
     except (OSError, ValueError, TypeError, AttributeError):
-        return {"params": {}, "services": {}}
+        return {key: {} for key in _STATE_KEYS}
+
+
+def _diff(planned: dict[str, str], current: dict[str, str], previous: dict[str, str],
+          replaced: dict[str, str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(to set, to remove, values replaced) for main.cf parameters or services' parameters.
+
+    Set what differs. What relaykit set before and no longer plans goes, unless changed by
+    hand since: back to the value it replaced, if it replaced one, else removed."""
+    to_set = {k: v for k, v in planned.items() if current.get(k) != v}
+    kept = {k: v for k, v in replaced.items() if k in planned}
+    for k in to_set:
+        if k in current and k not in previous and k not in kept:
+            kept[k] = current[k]
+    stale = [k for k, v in previous.items() if k not in planned and current.get(k) == v]
+    to_set.update({k: replaced[k] for k in stale if k in replaced})
+    return to_set, [k for k in stale if k not in replaced], kept
 
 
 def apply(plan: Plan, postfix: Postfix) -> Changes:
@@ -114,11 +136,8 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
             os.chmod(compiled, 0o600)  # postmap creates it with the default mode
 
     state = _read_state(directory)
-    current = postfix.explicit_params()
     previous = state["params"]
-    to_set = {k: v for k, v in plan.params.items() if current.get(k) != v}
-    # Set by relaykit last time, no longer planned, and not changed by hand since: remove.
-    stale = [k for k, v in previous.items() if k not in plan.params and current.get(k) == v]
+    to_set, stale, replaced = _diff(plan.params, postfix.explicit_params(), previous, state["replaced"])
     postfix.edit_params(to_set, stale)
 
     # master.cf: the same rule, by service: add what is planned, remove what relaykit
@@ -129,8 +148,16 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     service_stale = [k for k in state["services"] if k not in planned and k in services]
     postfix.edit_services(service_set, service_stale)
 
+    # other services' parameters (postfix-master.cf overrides), after their services exist
+    param_set, param_stale, service_replaced = {}, [], {}
+    if plan.service_params or state["service_params"]:
+        param_set, param_stale, service_replaced = _diff(plan.service_params, postfix.service_params(),
+                                                         state["service_params"], state["service_replaced"])
+        postfix.edit_service_params(param_set, param_stale)
+
     tables = [t.name for t in plan.tables]
-    new_state = {"params": plan.params, "services": planned, "tables": tables}
+    new_state = {"params": plan.params, "services": planned, "replaced": replaced,
+                 "service_params": plan.service_params, "service_replaced": service_replaced, "tables": tables}
     if new_state != state:
         write_atomic(directory / STATE_FILE, json.dumps(new_state, indent=1).encode() + b"\n")
 
@@ -142,7 +169,8 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     else:
         written = list(RELAY_TABLES) if previous or state["services"] else []
     changed_tables += _remove_tables(directory, [name for name in written if name not in tables])
-    return Changes(tuple(changed_tables), tuple([*to_set, *stale, *service_set, *service_stale]))
+    return Changes(tuple(changed_tables),
+                   tuple([*to_set, *stale, *service_set, *service_stale, *param_set, *param_stale]))
 
 
 RELAY_TABLES = (RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, *routetables.TABLES)

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaykit import log
-from relaykit.core import overview
+from relaykit.core import overrides, overview
 from relaykit.core.plan import build
 from relaykit.core.submission import tls_files
 from relaykit.edges import system
 from relaykit.edges.dovecot import layout_for
-from relaykit.edges.postfix import Postfix
+from relaykit.edges.postfix import Postfix, PostfixError
+from relaykit.errors import ConfigError, ConfigErrors
+from relaykit.inputs import overrides as override_files
 from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan, combine
@@ -45,7 +47,26 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     plan = store.plan(settings, table_type, networks)
     if settings.hostname:  # OVERRIDE_HOSTNAME; else Postfix's default: the container's name
         plan = combine(plan, Plan(params={"myhostname": settings.hostname}, table_type=table_type))
-    return Prepared(settings, plan, postfix, store)
+    return Prepared(settings, with_overrides(settings, plan, postfix), postfix, store)
+
+
+def with_overrides(settings: Settings, plan: Plan, postfix: Postfix) -> Plan:
+    """The plan with the user's Postfix overrides (POSTFIX_<name>, postfix-main.cf,
+    postfix-master.cf; core/overrides.py says which may apply), once Postfix itself has
+    read the result on a copy: ConfigError(s) at each offending line, nothing applied."""
+    found, warnings = override_files.load(settings.config_dir)
+    chosen = (*settings.postfix_params, *found)
+    if not chosen:
+        return plan
+    plan = overrides.apply_to(plan, chosen, postfix.defaults(), postfix.services())
+    try:
+        verdict = postfix.trial(plan.params, {s.key: s.entry() for s in plan.services}, plan.service_params)
+    except PostfixError as exc:
+        raise overrides.refused(exc.message, plan.overrides) from None
+    errors = overrides.trial_errors(verdict, plan.overrides)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return combine(plan, Plan(warnings=warnings, table_type=plan.table_type)) if warnings else plan
 
 
 def routing(environ: Mapping[str, str] = os.environ) -> tuple[Settings, ConfigFiles, Plan]:
@@ -76,6 +97,8 @@ def apply_prepared(prepared: Prepared) -> Changes:
 
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
+    for report in prepared.settings.dms_reports:  # once per start, not per live reload
+        log.warn(report)
     prepared.store.prepare()
     changes = apply_prepared(prepared)
     log.info(summary(prepared.plan))

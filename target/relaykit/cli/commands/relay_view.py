@@ -17,7 +17,7 @@ from relaykit.core.overview import rows, summary
 from relaykit.core.plan import build
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError, UsageError
 from relaykit.inputs.settings import load
-from relaykit.run.configure import routing
+from relaykit.run.configure import prepare, routing
 from relaykit.stores import open_store
 
 
@@ -76,7 +76,14 @@ def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str
         return problems + exc.errors, [], None
     except ConfigError as exc:
         return problems + [exc], [], None
-    return problems, list(plan.warnings), summary(plan)
+    try:  # what configure adds: the Postfix overrides, checked by Postfix on a copy
+        plan = prepare(environ).plan
+    except ConfigErrors as exc:
+        return problems + exc.errors, [], None
+    except ConfigError as exc:
+        return problems + [exc], [], None
+    overrides = [f"override {o.origin}: {o.key} = {o.value}" for o in plan.overrides]
+    return problems, [*settings.dms_reports, *plan.warnings], "\n".join([summary(plan), *overrides])
 
 
 def check(args: list[str]) -> int:
