@@ -224,6 +224,11 @@ class Supervisor:
                     reloaded.append(service.name)
                 except (RelaykitError, OSError) as exc:
                     log.error(f"reloading {service.name} failed: {exc}")
+        # postconf(5): a change of these takes `postfix stop; postfix start`, not a reload
+        restart = [name for name in ("inet_interfaces", "inet_protocols") if name in changes.params]
+        if restart:
+            log.warn(f"{' and '.join(restart)} changed: Postfix only uses the new value after a restart "
+                     "(restart the container)")
         log.info(f"{why} changed: applied {', '.join(changes.names)}"
                  f"{'; reloaded ' + ', '.join(reloaded) if reloaded else ''}"
                  f" in {(time.monotonic() - started) * 1000:.0f} ms; {summary(prepared.plan)}")
