@@ -31,6 +31,8 @@ def test_a_dms_config_directory_migrates_with_nothing_silently_lost(mailrun):
     mailrun.write("postfix-main.cf", "# DMS: appended to main.cf\nsmtpd_banner = $myhostname ESMTP migrated\n"
                                      "disable_vrfy_command = no\n")
     mailrun.write("postfix-master.cf", f"{port25}/smtpd_helo_required=no\n")
+    mailrun.write("user-patches.sh", "#!/bin/bash\npostconf 'smtpd_banner = patched'\n")
+    (mailrun.config_dir / "opendkim").mkdir()
     mailrun.vars.update(RELAY_HOST="127.0.0.1", RELAY_PORT=str(default.port), RELAY_USER="relay-user",
                         RELAY_PASSWORD="relay-pass", POSTFIX_MESSAGE_SIZE_LIMIT="40000", ONE_DIR="1",
                         ENABLE_CLAMAV="1", ENABLE_SPAMASSASSIN="1", ENABLE_OPENDKIM="0", SPOOF_PROTECTION="1",
@@ -66,6 +68,8 @@ def test_a_dms_config_directory_migrates_with_nothing_silently_lost(mailrun):
     log = daemon.log()
     for name in ("ENABLE_CLAMAV", "ENABLE_SPAMASSASSIN", "ONE_DIR", "SUPERVISOR_LOGLEVEL"):
         assert log.count(f"{name}=") == 1, log
+    for name in ("user-patches.sh", "opendkim"):  # DMS files relaykit does not read
+        assert log.count(f"{mailrun.config_dir / name} is not supported") == 1, log
     for name in ("ENABLE_OPENDKIM", "SPOOF_PROTECTION", "ENABLE_POP3", "PERMIT_DOCKER", "RELAY_HOST"):
         assert f"{name}=" not in log  # off, or supported
 

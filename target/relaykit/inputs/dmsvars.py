@@ -17,6 +17,7 @@ Every variable of DMS's environment documentation is in one of three lists:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from relaykit.errors import ConfigError
@@ -91,6 +92,41 @@ IGNORED: dict[str, tuple[frozenset[str], str]] = {
 }
 # LDAP's own settings, ignored with ENABLE_LDAP (refused when it is on)
 _LDAP = ("LDAP_", "DOVECOT_", "SASLAUTHD_")
+
+
+# DMS config files relaykit does not read, and what that means (the ones it reads are in
+# inputs/env.py). A directory entry ends with "/".
+IGNORED_FILES = {
+    "user-patches.sh": "relaykit does not run it: set Postfix parameters in postfix-main.cf, postfix-master.cf "
+                       "or POSTFIX_<name> variables",
+    "postfix-send-access.cf": "no sender access table: port 25 takes mail from trusted networks only",
+    "postfix-receive-access.cf": "no recipient access table: relaykit delivers nothing locally",
+    "postfix-regexp.cf": "no regular-expression aliases: submission logins use postfix-virtual.cf",
+    "postfix-regexp-send-only.cf": "no regular-expression aliases: submission logins use postfix-virtual.cf",
+    "postfix-aliases.cf": "no local aliases: relaykit delivers nothing locally",
+    "postfix-policyd-spf.conf": _NO_INBOUND,
+    "dovecot.cf": "Dovecot only checks submission passwords here: its mailbox settings do not apply",
+    "dovecot-quotas.cf": _NO_MAILBOX,
+    "dovecot-master-accounts.cf": _NO_MAILBOX,
+    "fetchmail.cf": _NO_MAILBOX,
+    "getmail/": _NO_MAILBOX,
+    "opendkim/": "relaykit does not sign with DKIM yet: relayed mail leaves unsigned",
+    "rspamd/": _NO_FILTER,
+    "amavis.cf": _NO_FILTER,
+    "spamassassin-rules.cf": _NO_FILTER,
+    "whitelist_clients.local": _NO_FILTER,
+}
+
+
+def audit_files(config_dir: str | os.PathLike) -> tuple[str, ...]:
+    """Reports for the DMS config files and directories in `config_dir` that relaykit
+    does not read (path: what that means)."""
+    try:
+        entries = {e.name + ("/" if e.is_dir() else "") for e in os.scandir(config_dir)}
+    except OSError:
+        return ()
+    return tuple(f"{os.path.join(config_dir, name.rstrip('/'))} is not supported and has no effect: "
+                 f"{IGNORED_FILES[name]}" for name in sorted(entries) if name in IGNORED_FILES)
 
 
 def _where(name: str, origins: Mapping[str, str]) -> str:

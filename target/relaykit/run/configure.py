@@ -18,6 +18,7 @@ from relaykit.edges import system
 from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, ConfigErrors
+from relaykit.inputs import dmsvars
 from relaykit.inputs import overrides as override_files
 from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
@@ -98,6 +99,8 @@ def apply_prepared(prepared: Prepared) -> Changes:
 def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
     prepared = prepare(environ)
     for report in prepared.settings.dms_reports:  # once per start, not per live reload
+        log.warn(report)
+    for report in dmsvars.audit_files(prepared.settings.config_dir):
         log.warn(report)
     prepared.store.prepare()
     changes = apply_prepared(prepared)
