@@ -181,6 +181,16 @@ def test_idn_domain_is_stored_as_punycode(env):
     assert (env.config_dir / "postfix-relaymap.cf").read_text() == "@xn--bcher-kva.example\t[relay.test]:25\n"
 
 
+def test_idn_domain_uses_idna2008_and_an_invalid_one_is_refused(env):
+    assert env.run("setup", "relay", "add-domain", "faß.de", "relay.test").returncode == 0
+    relaymap = env.config_dir / "postfix-relaymap.cf"
+    assert relaymap.read_text() == "@xn--fa-hia.de\t[relay.test]:25\n"  # not fass.de (IDNA 2003)
+    result = env.run("setup", "relay", "add-domain", "☃.net", "relay.test")
+    assert result.returncode == 1
+    assert "not a valid internationalized domain name (IDNA 2008): '☃.net'" in result.stderr
+    assert relaymap.read_text() == "@xn--fa-hia.de\t[relay.test]:25\n"
+
+
 def test_setup_output_is_plain_when_piped(env):
     result = env.run("setup", "relay", "add-domain", "example.com", "relay.test")
     assert "\x1b[" not in result.stdout + result.stderr

@@ -43,3 +43,35 @@ def test_replace_key_appends_after_a_missing_final_newline():
 def test_remove_absent_key_is_a_no_op(tmp_path):
     path = tmp_path / "f"
     assert set_line(path, "@a.test", None) is False and not path.exists()
+
+
+# -- internationalized domain names: IDNA 2008 with UTS #46 (not Python's IDNA 2003 codec)
+
+@pytest.mark.parametrize("value, expected", [
+    ("faß.de", "xn--fa-hia.de"),  # IDNA 2003 (the `idna` codec) would say fass.de: another domain
+    ("FAß.DE", "xn--fa-hia.de"),
+    ("@straße.example", "xn--strae-oqa.example"),
+    ("ς.gr", "xn--3xa.gr"),  # final sigma kept (IDNA 2003: σ)
+    ("münchen.de.", "xn--mnchen-3ya.de"),
+])
+def test_idn_domains_get_their_idna2008_ascii_form(value, expected):
+    assert validate.domain(value) == expected
+    assert "fass" not in validate.domain(value)
+
+
+@pytest.mark.parametrize("value", ["☃.net", "a⒈com", "bü_cher.example", "-bücher.example"])
+def test_names_invalid_under_idna2008_are_refused_with_a_clear_error(value):
+    # ☃.net and a⒈com were valid IDNA 2003 (xn--n3h.net, a1.com)
+    with pytest.raises(RelaykitError, match=r"relay domain is not a valid internationalized domain name \(IDNA 2008\)"):
+        validate.domain(value, "relay domain")
+
+
+def test_only_a_name_that_is_not_ascii_imports_idna():
+    import subprocess
+    import sys
+
+    code = ("import sys; from relaykit.inputs import validate; "
+            "validate.domain('x.example'); validate.host('relay.test'); print('idna' in sys.modules); "
+            "validate.domain('faß.de'); print('idna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
