@@ -108,6 +108,11 @@ def test_add_auth_prompts_without_echo_on_a_terminal(env):
     (["add-domain", "example.com", "relay.test", "0"], "port must be a number from 1 to 65535"),
     (["add-domain", "example.com", "relay.test", "65536"], "port must be a number from 1 to 65535"),
     (["add-domain", "example.com", "relay.test", "abc"], "port must be a number"),
+    # int() would take these; a newline would also break the DMS file's line
+    (["add-domain", "example.com", "relay.test", "25\n"], "port must be a number from 1 to 65535 (digits only)"),
+    (["add-domain", "example.com", "relay.test", " 25"], "port must be a number"),
+    (["add-domain", "example.com", "relay.test", "+25"], "port must be a number"),
+    (["add-domain", "example.com", "relay.test", "٢٥"], "port must be a number"),
     (["add-domain", "example.com", "relay#1.test"], "must not contain '#'"),
     (["add-domain", "example.com", "re lay.test"], "must not contain a space"),
     (["add-domain", "example.com", "relay.test\n@evil.test"], "must not contain a newline"),

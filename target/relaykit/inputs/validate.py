@@ -137,12 +137,24 @@ def _ip(name: str, version: int, original: str, what: str) -> str:
     return str(address)
 
 
+def is_number(text: str, digits: int) -> bool:
+    """`text` is 1 to `digits` ASCII digits and nothing else. int() alone would also take
+    " 25\n", "+25", "2_5", "²" or "٢٥" (and raise on 5000 digits): every number relaykit
+    reads (argv, environment, files, the database) is checked here first."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdigit()
+
+
 def port(value: str | int, what: str = "port") -> int:
-    """A TCP port number, 1-65535."""
-    text = str(value).strip()
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:  # not "²", "٢٥"
-        raise RelaykitError(f"{what} must be a number from 1 to 65535, not {str(value)!r}")
-    return int(text)
+    """A TCP port number, 1-65535, written with ASCII digits only (no sign, no whitespace)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and is_number(value, 5):
+        number = int(value)
+    else:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise RelaykitError(f"{what} must be a number from 1 to 65535 (digits only), not {str(value)!r}")
+    return number
 
 
 def bracketed(host_: str, port_: int) -> NextHop:
