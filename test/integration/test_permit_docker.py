@@ -5,10 +5,12 @@ networks, plus the link-local address the kernel adds itself."""
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import BIN
+RELAYKIT = Path(sys.executable).parent / "relaykit"  # the real console script, as env.run uses
 
 # A veth pair, as Docker gives a container; nodad on one address, the other left tentative
 # (duplicate detection still running, as at a container's start: it must count too).
@@ -21,7 +23,7 @@ def configure_in_namespace(env, mode: str) -> subprocess.CompletedProcess:
     if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode:
         pytest.skip("cannot create a network namespace here")
     script = f'{SETUP} && ip -j addr show eth0 >&2 && exec "$0" configure'
-    return subprocess.run(["unshare", "--net", "sh", "-c", script, str(BIN / "relaykit")], capture_output=True,
+    return subprocess.run(["unshare", "--net", "sh", "-c", script, str(RELAYKIT)], capture_output=True,
                           text=True, env=env.environ(PERMIT_DOCKER=mode), timeout=60)
 
 
