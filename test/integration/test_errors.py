@@ -16,6 +16,8 @@ def configure_fails(env, **extra):
 @pytest.mark.parametrize("line, message", [
     ("@example.com [relay.test]:587 # note", "found 4 fields"),
     ("@example.com [relay.test]:99999", "port must be a number from 1 to 65535"),
+    ("@example.com [relay.test]:+25", "port must be a number from 1 to 65535 (digits only)"),
+    ("@example.com [relay.test]:٢٥", "port must be a number from 1 to 65535 (digits only)"),
     ("@exa_mple.com [relay.test]:25", "not a valid domain name"),
     ("@example.com [relay.test", "not a next hop"),
     ("[relay.test]:25 [other.test]:25", "must be @domain, not a relay host"),
@@ -51,6 +53,8 @@ def test_conflicting_entries_for_one_domain_name_both_lines(env):
 
 @pytest.mark.parametrize("variables, message", [
     ({"RELAY_HOST": "relay.test", "RELAY_PORT": "abc"}, "RELAY_PORT: RELAY_PORT must be a number"),
+    ({"RELAY_HOST": "relay.test", "RELAY_PORT": "25\n"}, "RELAY_PORT: RELAY_PORT must be a number"),
+    ({"ENABLE_SUBMISSION": "1", "SUBMISSION_PORT": " 587"}, "SUBMISSION_PORT: SUBMISSION_PORT must be a number"),
     ({"RELAY_HOST": "relay .test"}, "RELAY_HOST"),
     ({"RELAY_HOST": "relay.test", "RELAY_USER": "u"}, "RELAY_USER is set but RELAY_PASSWORD is not"),
     ({"DEFAULT_RELAY_HOST": "[relay.test]:0"}, "DEFAULT_RELAY_HOST"),
@@ -70,6 +74,17 @@ def test_password_and_password_file_together_is_an_error(env, tmp_path):
 def test_bad_env_file_line_is_named(env):
     env.write("relaykit.env", "RELAY_HOST=relay.test\nRELAY_PORT=7x\n")
     assert f"{env.config_dir}/relaykit.env:2" in configure_fails(env)
+
+
+def test_a_signed_port_in_the_env_file_is_refused_naming_its_line(env):
+    env.write("relaykit.env", "RELAY_HOST=relay.test\nRELAY_PORT=+25\n")
+    assert f"{env.config_dir}/relaykit.env:2: RELAY_PORT must be a number from 1 to 65535" in configure_fails(env)
+
+
+def test_health_refuses_a_port_that_is_not_ascii_digits(env):
+    result = env.run("relaykit", "health", "127.0.0.1:²")  # int() would raise: a traceback before
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "expected <host>:<port>" in result.stderr
 
 
 def test_an_error_leaves_the_previous_configuration_in_place(env):

@@ -108,6 +108,11 @@ def test_add_auth_prompts_without_echo_on_a_terminal(env):
     (["add-domain", "example.com", "relay.test", "0"], "port must be a number from 1 to 65535"),
     (["add-domain", "example.com", "relay.test", "65536"], "port must be a number from 1 to 65535"),
     (["add-domain", "example.com", "relay.test", "abc"], "port must be a number"),
+    # int() would take these; a newline would also break the DMS file's line
+    (["add-domain", "example.com", "relay.test", "25\n"], "port must be a number from 1 to 65535 (digits only)"),
+    (["add-domain", "example.com", "relay.test", " 25"], "port must be a number"),
+    (["add-domain", "example.com", "relay.test", "+25"], "port must be a number"),
+    (["add-domain", "example.com", "relay.test", "٢٥"], "port must be a number"),
     (["add-domain", "example.com", "relay#1.test"], "must not contain '#'"),
     (["add-domain", "example.com", "re lay.test"], "must not contain a space"),
     (["add-domain", "example.com", "relay.test\n@evil.test"], "must not contain a newline"),
@@ -179,6 +184,16 @@ def test_concurrent_commands_never_lose_an_entry(env):
 def test_idn_domain_is_stored_as_punycode(env):
     assert env.run("setup", "relay", "add-domain", "bücher.example", "relay.test").returncode == 0
     assert (env.config_dir / "postfix-relaymap.cf").read_text() == "@xn--bcher-kva.example\t[relay.test]:25\n"
+
+
+def test_idn_domain_uses_idna2008_and_an_invalid_one_is_refused(env):
+    assert env.run("setup", "relay", "add-domain", "faß.de", "relay.test").returncode == 0
+    relaymap = env.config_dir / "postfix-relaymap.cf"
+    assert relaymap.read_text() == "@xn--fa-hia.de\t[relay.test]:25\n"  # not fass.de (IDNA 2003)
+    result = env.run("setup", "relay", "add-domain", "☃.net", "relay.test")
+    assert result.returncode == 1
+    assert "not a valid internationalized domain name (IDNA 2008): '☃.net'" in result.stderr
+    assert relaymap.read_text() == "@xn--fa-hia.de\t[relay.test]:25\n"
 
 
 def test_setup_output_is_plain_when_piped(env):

@@ -46,6 +46,7 @@ LAZY = {
     ("relaykit.stores.files", "relaykit.core.dovecot"): "Dovecot's passdb (configure): not for edits",
     ("relaykit.stores.files", "relaykit.gcpause"): "planning 100k-line files (configure): not for edits",
     ("relaykit.inputs.validate", "ipaddress"): "only IP literals pay for it (~3 ms)",
+    ("relaykit.inputs.validate", "idna"): "~30 ms: only a domain name that is not ASCII",
     ("relaykit.cli.commands.relay", "getpass"): "only a password prompt on a terminal",
     ("relaykit.cli.dispatch", "difflib"): "only a mistyped command's suggestion",
     ("relaykit.cli.ui", "rich"): "~30 ms: only styled terminal output",
@@ -218,6 +219,6 @@ def test_setup_relay_add_domain_stays_on_its_fast_path(tmp_path):
                             env={"RELAYKIT_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     loaded = set(result.stdout.splitlines()[-1].split())
     assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
-    heavy = {"dataclasses", "typing", "pathlib", "re", "inspect", "sh", "psycopg", "rich", "dotenv", "ipaddress"}
+    heavy = {"dataclasses", "typing", "pathlib", "re", "inspect", "sh", "psycopg", "rich", "dotenv", "ipaddress", "idna"}
     assert loaded & heavy == set()
     assert not [m for m in loaded if m.startswith(("relaykit.core", "relaykit.run", "relaykit.model.plan"))]

@@ -136,6 +136,49 @@ def test_permit_docker_modes(mode, expected):
     assert docker_networks(mode, IP_ADDR) == expected
 
 
+# `ip -j addr show` of a container on a dual-stack Docker network (the keys ip prints, life
+# times left out): lo with ::1, eth0 with a global IPv6 (ULA), its link-local, a tentative
+# address (duplicate detection still running, as at a container's start) and one whose
+# detection failed, and a second network with a public IPv6 prefix.
+IP_ADDR_DUAL_STACK = [
+    {"ifindex": 1, "ifname": "lo", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "link_type": "loopback", "addr_info": [
+        {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host", "label": "lo"},
+        {"family": "inet6", "local": "::1", "prefixlen": 128, "scope": "host"}]},
+    {"ifindex": 17, "link_index": 18, "ifname": "eth0", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+     "link_type": "ether", "link_netnsid": 0, "addr_info": [
+         {"family": "inet", "local": "172.18.0.5", "prefixlen": 16, "broadcast": "172.18.255.255",
+          "scope": "global", "label": "eth0"},
+         {"family": "inet6", "local": "fd00:dead:beef::5", "prefixlen": 64, "scope": "global", "nodad": True},
+         {"family": "inet6", "local": "fd00:cafe::5", "prefixlen": 64, "scope": "global", "tentative": True},
+         {"family": "inet6", "local": "fd00:bad::5", "prefixlen": 64, "scope": "global", "tentative": True,
+          "dadfailed": True},
+         {"family": "inet6", "local": "fe80::42:acff:fe12:5", "prefixlen": 64, "scope": "link", "nodad": True}]},
+    {"ifindex": 19, "ifname": "eth1", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], "addr_info": [
+        {"family": "inet6", "local": "2001:db8:1:2::7", "prefixlen": 64, "scope": "global"},
+        {"family": "inet", "local": "169.254.3.3", "prefixlen": 16, "scope": "global"}]},  # link-local, however scoped
+]
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("none", ()),
+    ("network", ("172.16.0.0/12",)),
+    ("container", ("172.18.0.5/32", "[fd00:dead:beef::5]/128", "[fd00:cafe::5]/128", "[2001:db8:1:2::7]/128")),
+    ("host", ("172.18.0.0/16", "[fd00:dead:beef::]/64", "[fd00:cafe::]/64", "[2001:db8:1:2::]/64")),
+    ("connected-networks", ("172.18.0.0/16", "[fd00:dead:beef::]/64", "[fd00:cafe::]/64", "[2001:db8:1:2::]/64")),
+])
+def test_permit_docker_includes_ipv6_but_never_loopback_or_link_local(mode, expected):
+    assert docker_networks(mode, IP_ADDR_DUAL_STACK) == expected
+
+
+def test_permit_docker_ipv6_networks_are_what_postfix_reads_in_mynetworks():
+    networks = docker_networks("connected-networks", IP_ADDR_DUAL_STACK)
+    settings = Settings(mail_config=Path("/etc/postfix"), config_dir=Path("/tmp/dms"),
+                        submission=SubmissionSettings(enabled=False, permit_docker="connected-networks"))
+    plan = build(settings, ConfigFiles(), "lmdb", networks)
+    assert plan.params["mynetworks"] == ("127.0.0.1/32 [::1]/128 172.18.0.0/16 [fd00:dead:beef::]/64 "
+                                         "[fd00:cafe::]/64 [2001:db8:1:2::]/64")
+
+
 def test_editor_matches_an_account_key_ended_by_a_bar():
     data = b"a@x.test|{SHA512-CRYPT}old\nab@x.test|{SHA512-CRYPT}keep\n"
     assert replace_key(data, "a@x.test", "a@x.test|{SHA512-CRYPT}new") == \

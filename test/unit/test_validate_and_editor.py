@@ -43,3 +43,78 @@ def test_replace_key_appends_after_a_missing_final_newline():
 def test_remove_absent_key_is_a_no_op(tmp_path):
     path = tmp_path / "f"
     assert set_line(path, "@a.test", None) is False and not path.exists()
+
+
+# -- internationalized domain names: IDNA 2008 with UTS #46 (not Python's IDNA 2003 codec)
+
+@pytest.mark.parametrize("value, expected", [
+    ("faß.de", "xn--fa-hia.de"),  # IDNA 2003 (the `idna` codec) would say fass.de: another domain
+    ("FAß.DE", "xn--fa-hia.de"),
+    ("@straße.example", "xn--strae-oqa.example"),
+    ("ς.gr", "xn--3xa.gr"),  # final sigma kept (IDNA 2003: σ)
+    ("münchen.de.", "xn--mnchen-3ya.de"),
+])
+def test_idn_domains_get_their_idna2008_ascii_form(value, expected):
+    assert validate.domain(value) == expected
+    assert "fass" not in validate.domain(value)
+
+
+@pytest.mark.parametrize("value", ["☃.net", "a⒈com", "bü_cher.example", "-bücher.example"])
+def test_names_invalid_under_idna2008_are_refused_with_a_clear_error(value):
+    # ☃.net and a⒈com were valid IDNA 2003 (xn--n3h.net, a1.com)
+    with pytest.raises(RelaykitError, match=r"relay domain is not a valid internationalized domain name \(IDNA 2008\)"):
+        validate.domain(value, "relay domain")
+
+
+def test_only_a_name_that_is_not_ascii_imports_idna():
+    import subprocess
+    import sys
+
+    code = ("import sys; from relaykit.inputs import validate; "
+            "validate.domain('x.example'); validate.host('relay.test'); print('idna' in sys.modules); "
+            "validate.domain('faß.de'); print('idna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+
+
+# -- numbers: ASCII digits only, in argv, the environment, files and the database alike
+
+NOT_NUMBERS = ["25\n", " 25", "25 ", "+25", "-25", "2_5", "²5", "٢٥", "２５", "0x19", "25.0", "", "1" * 5000]
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS)
+def test_port_takes_ascii_digits_only(value):
+    # int() would take most of these ("25\n", " 25", "+25", "2_5", "٢٥"); 5000 digits make it raise
+    with pytest.raises(RelaykitError, match="port must be a number from 1 to 65535"):
+        validate.port(value)
+
+
+@pytest.mark.parametrize("value", ["[relay.test]:25\n", "[relay.test]:+25", "[relay.test]:٢٥", "relay.test:2_5"])
+def test_nexthop_port_takes_ascii_digits_only(value):
+    with pytest.raises(RelaykitError):
+        validate.nexthop(value)
+
+
+def test_port_accepts_plain_numbers():
+    assert [validate.port(v) for v in ("1", "25", "00587", "65535", 2525)] == [1, 25, 587, 65535, 2525]
+
+
+@pytest.mark.parametrize("name", ["RELAY_PORT", "SUBMISSION_PORT", "SUBMISSIONS_PORT"])
+@pytest.mark.parametrize("value", ["587\n", " 587", "+587", "٥٨٧", "0 "])
+def test_port_variables_take_ascii_digits_only(name, value):
+    from relaykit.errors import ConfigError
+    from relaykit.inputs.settings import load
+
+    environ = {"RELAYKIT_CONFIG_DIR": "/nonexistent", "RELAY_HOST": "relay.test", "ENABLE_SUBMISSION": "1",
+               name: value}
+    with pytest.raises(ConfigError, match=f"{name}: {name} must be a number from 1 to 65535"):
+        load(environ)
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:²", "127.0.0.1:25\n", "127.0.0.1:+25", "127.0.0.1:" + "9" * 5000])
+def test_health_address_takes_ascii_digits_only(text):
+    from relaykit.errors import UsageError
+    from relaykit.run.health import _address
+
+    with pytest.raises(UsageError, match="expected <host>:<port>"):
+        _address(text)

@@ -143,10 +143,19 @@ def build(settings: Settings, files: ConfigFiles, table_type: str, networks: tup
 
 
 def docker_networks(mode: str, interfaces: list[dict]) -> tuple[str, ...]:
-    """DMS's PERMIT_DOCKER, from `ip -j addr` output (edges/system.py runs it):
-    container: this container's addresses; host: their /16 (the Docker host's networks);
-    network: Docker's default address pool 172.16.0.0/12; connected-networks: every
-    network an interface of the container is on. Loopback is never listed here."""
+    """DMS's PERMIT_DOCKER, from `ip -j addr` output (edges/system.py runs it), in
+    mynetworks notation (IPv6 in brackets):
+    - container: this container's addresses (/32, IPv6 /128);
+    - host: their IPv4 /16 (DMS: the Docker host's networks); an IPv6 address adds only
+      its own interface's network (a /16 of IPv6 would be a slice of the Internet);
+    - network: Docker's default IPv4 pool 172.16.0.0/12, as DMS (IPv4 only: Docker has
+      no fixed IPv6 pool; use connected-networks or PERMIT_NETWORKS);
+    - connected-networks: every network an interface of the container is on, IPv4 and
+      IPv6 (DMS lists only IPv4: an IPv6 client there would not be trusted).
+    Only global addresses count: never loopback (always trusted, as LOOPBACK) nor link-local
+    (fe80::/10, 169.254/16: every interface has one, and its "network" is every neighbour
+    on every link). An address whose duplicate detection failed is not the container's;
+    a tentative one (still in detection, as at a container's start) is."""
     if mode == "none":
         return ()
     if mode == "network":
@@ -156,8 +165,21 @@ def docker_networks(mode: str, interfaces: list[dict]) -> tuple[str, ...]:
         if "LOOPBACK" in interface.get("flags", ()):
             continue
         for info in interface.get("addr_info", ()):
-            if info.get("family") != "inet" or info.get("scope") != "global":
+            if info.get("family") not in ("inet", "inet6") or info.get("scope") != "global" or info.get("dadfailed"):
                 continue
-            prefix = {"container": 32, "host": 16}.get(mode, info.get("prefixlen", 32))
-            found.append(str(ipaddress.ip_interface(f"{info['local']}/{prefix}").network))
+            address = ipaddress.ip_interface(f"{info['local']}/{info.get('prefixlen', 128)}")
+            if address.is_loopback or address.is_link_local:
+                continue
+            if mode == "container":
+                prefix = address.max_prefixlen
+            elif mode == "host" and address.version == 4:
+                prefix = 16
+            else:
+                prefix = address.network.prefixlen
+            found.append(_mynetworks_form(ipaddress.ip_interface(f"{address.ip}/{prefix}").network))
     return tuple(dict.fromkeys(found))
+
+
+def _mynetworks_form(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """`10.0.0.0/8`, `[fd00:1::]/64`: Postfix's notation for an IPv6 network (postconf(5))."""
+    return str(network) if network.version == 4 else f"[{network.network_address}]/{network.prefixlen}"

@@ -139,7 +139,7 @@ def _flag(value: str | None, name: str) -> bool:
 def _port_or_off(value: str | None, default: int, name: str) -> int | None:
     if value is None or value == "":
         return default
-    return None if value.strip() == "0" else validate.port(value, name)
+    return None if value == "0" else validate.port(value, name)
 
 
 def network(value: str, what: str = "PERMIT_NETWORKS") -> str:

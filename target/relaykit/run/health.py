@@ -14,13 +14,14 @@ from relaykit.edges.postfix import Postfix
 from relaykit.edges.smtp import probe_smtp
 from relaykit.errors import RelaykitError, UsageError
 from relaykit.inputs.settings import mail_config
+from relaykit.inputs.validate import is_number
 
 DEFAULT_ADDRESS = "127.0.0.1:25"
 
 
 def _address(text: str) -> tuple[str, int]:
     host, colon, port = text.rpartition(":")
-    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+    if not colon or not is_number(port, 5) or not 0 < int(port) < 65536:
         raise UsageError(f"expected <host>:<port>, e.g. {DEFAULT_ADDRESS}, not {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
