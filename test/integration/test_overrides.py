@@ -143,11 +143,13 @@ def test_the_state_records_overrides_and_their_replaced_values(env):
 
 def test_setup_relay_check_lists_overrides_and_reports_their_problems(env):
     env.write("postfix-main.cf", "message_size_limit = 20480000\n")
+    env.write("user-patches.sh", "#!/bin/sh\n")
     result = env.run("setup", "relay", "check", POSTFIX_delay_warning_time="4h")
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "postfix-main.cf:1: message_size_limit = 20480000" in out
     assert "POSTFIX_delay_warning_time: delay_warning_time = 4h" in out
+    assert "user-patches.sh is not supported and has no effect: relaykit does not run it" in out
     path = env.write("postfix-main.cf", "relayhost = [x.example]\n")
     result = env.run("setup", "relay", "check")
     assert result.returncode == 1

@@ -16,6 +16,7 @@ from relaykit.cli import ui
 from relaykit.core.overview import rows, summary
 from relaykit.core.plan import build
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError, UsageError
+from relaykit.inputs import dmsvars
 from relaykit.inputs.settings import load
 from relaykit.run.configure import prepare, routing
 from relaykit.stores import open_store
@@ -83,7 +84,8 @@ def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str
     except ConfigError as exc:
         return problems + [exc], [], None
     overrides = [f"override {o.origin}: {o.key} = {o.value}" for o in plan.overrides]
-    return problems, [*settings.dms_reports, *plan.warnings], "\n".join([summary(plan), *overrides])
+    reports = [*settings.dms_reports, *dmsvars.audit_files(settings.config_dir)]
+    return problems, [*reports, *plan.warnings], "\n".join([summary(plan), *overrides])
 
 
 def check(args: list[str]) -> int:
