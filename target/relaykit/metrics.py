@@ -38,6 +38,7 @@ def serve(port: int, address: str, *, version: str, postfix_version: str,
     import prometheus_client as prom  # ~40 ms: only `relaykit start` with METRICS_PORT
     from prometheus_client.core import GaugeMetricFamily
 
+    prom.disable_created_metrics()  # no *_created series: noise for every counter
     registry = prom.CollectorRegistry()
     metrics = {
         "deliveries": prom.Counter(
