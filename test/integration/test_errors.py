@@ -92,3 +92,13 @@ def test_bad_operations_variable_is_named(env, name, value, message):
     stderr = configure_fails(env, **{name: value})
     assert stderr.startswith(f"error: {name}") and message in stderr, stderr
     assert env.postfix.explicit("relayhost") is None and not (env.postfix.config_dir / "relayhost_map").exists()
+
+
+def test_with_log_format_json_a_refused_configuration_is_one_json_line(env):
+    import json
+
+    env.write("postfix-relaymap.cf", "@example.com [relay.test]:99999\n")
+    stderr = configure_fails(env, LOG_FORMAT="json")
+    record = json.loads(stderr)
+    assert record["level"] == "error" and record["source"] == "relaykit"
+    assert f"{env.config_dir}/postfix-relaymap.cf:1" in record["message"]
