@@ -108,6 +108,10 @@ def test_metrics_count_deliveries_per_relay_queue_and_reloads_exactly_and_json_l
     assert refused[("relaykit_reloads_total", ("result", "applied"))] == 1
     assert refused[("relaykit_reloads_total", ("result", "refused"))] == 1
     assert refused[("relaykit_config_last_reload_successful",)] == 0
+    offset = len(daemon.log())  # SIGHUP reloads Postfix even now, on the last good configuration
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_log(r"SIGHUP: reloaded postfix \(on the last good configuration\)", after=offset)
+    daemon.wait_log(r"reload -- version", after=offset)
     relaymap.write_text(relaymap.read_text().replace("@bad.example [bad host]:25\n", ""))
     wait_metric(port, ("relaykit_config_last_reload_successful",), 1)
 
@@ -179,13 +183,22 @@ def test_a_renewed_submission_certificate_is_served_without_a_restart(mailrun, t
     master = mailrun.postfix.master_pid()
     assert served_certificate(port, ca_file) == old
 
+    # what certbot's renewal does: a new key, then its certificate, at the same paths. In
+    # between the two do not match: Postfix is not reloaded onto a pair that cannot work.
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    new = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
     offset = len(daemon.log())
-    new = issue()  # what certbot's renewal does: new key, new certificate, same paths
-    daemon.wait_log(r"certificate .* changed", after=offset)
+    leaf.private_key_pem.write_to_path(str(key_file))
+    daemon.wait_log(r"changed but cannot be used with .*keeping the current one", after=offset)
+    assert "reloaded postfix" not in daemon.log()[offset:]
+    assert served_certificate(port, ca_file) == old
+    offset = len(daemon.log())
+    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
+    daemon.wait_log(r"certificate .* changed: new connections get it", after=offset)
     daemon.wait_log(r"reloaded postfix", after=offset)
     deadline = time.monotonic() + 10
     while (served := served_certificate(port, ca_file)) != new and time.monotonic() < deadline:
-        time.sleep(0.2)  # the key and the certificate may arrive as two reloads
+        time.sleep(0.2)  # the reloaded master's new smtpd processes
     assert served == new
     assert mailrun.postfix.master_pid() == master  # reloaded, not restarted
 

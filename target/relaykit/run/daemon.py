@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relaykit import __version__, log, metrics
+from relaykit.edges import system
 from relaykit.edges.dovecot import DovecotProcess, Layout, layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, RelaykitError, UsageError
@@ -255,6 +256,11 @@ class Supervisor:
         state = _fingerprint(self.certificates)
         if state == self.certificate_state:
             return False
+        problem = system.certificate_problem(*self.certificates)
+        if problem:  # half-renewed (the key is new, the certificate not yet): wait for the rest
+            log.warn(f"the certificate {self.certificates[0]} changed but cannot be used with "
+                     f"{self.certificates[1]} ({problem}): keeping the current one until it can")
+            return False
         self.certificate_state = state
         log.info(f"the certificate {self.certificates[0]} changed: new connections get it after the reload")
         return True
@@ -281,10 +287,14 @@ class Supervisor:
         except ConfigError as exc:
             metrics.reload("refused")
             log.error(f"{exc}\nconfiguration not applied: still running the last good one")
+            if force:
+                self._reload_postfix(why)
             return None
         except (RelaykitError, OSError) as exc:
             metrics.reload("failed")
             log.error(f"re-applying the configuration failed: {exc}")
+            if force:
+                self._reload_postfix(why)
             return None
         if not changes and not force:
             metrics.reload("unchanged")
@@ -303,6 +313,14 @@ class Supervisor:
                  f"{'; reloaded ' + ', '.join(reloaded) if reloaded else ''}"
                  f" in {(time.monotonic() - started) * 1000:.0f} ms; {summary(prepared.plan)}")
         return changes
+
+    def _reload_postfix(self, why: str) -> None:
+        """SIGHUP and a renewed certificate reload Postfix even on a refused configuration:
+        it runs on the last good one, and new smtpd processes read the certificate."""
+        for service in self.services:
+            if isinstance(service, PostfixMaster):
+                service.reload()
+                log.info(f"{why}: reloaded postfix (on the last good configuration)")
 
     def _stop_all(self) -> int:
         """SIGTERM every running service (last started first), wait, SIGKILL stragglers."""
