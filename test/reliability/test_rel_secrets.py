@@ -82,11 +82,13 @@ def test_ps_never_shows_a_credential_while_configure_runs(env):
 
     def poll():
         while not done.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    seen.add(cmdline.read_bytes())
-                except OSError:
-                    pass
+            # not Path.glob: it stats each entry, and a process exiting meanwhile raises there
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        seen.add(Path("/proc", pid, "cmdline").read_bytes())
+                    except OSError:  # gone in between
+                        pass
 
     thread = threading.Thread(target=poll)
     thread.start()
