@@ -55,7 +55,8 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # Not on a terminal (make demo | tee, CI): rich would squeeze the table into 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="relaykit-demo-") as tmp:
         root = Path(tmp)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 
 from harness.postfix_instance import free_port
 
@@ -92,12 +92,30 @@ class _Handler:
         return "250 2.0.0 Ok: queued"
 
 
+class _Session(Session):
+    """aiosmtpd 1.4 itself still sets the deprecated `login_data` after every successful
+    AUTH, even with the current authenticator/AuthResult API used here, and warns
+    ("Session.login_data is deprecated") each time. We read `auth_data`; keep the legacy
+    attribute quiet."""
+
+    @property
+    def login_data(self):
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value) -> None:
+        self._login_data = value
+
+
 class _SMTP(SMTP):
     """aiosmtpd's server, able to die in the middle of a message (CaptureRelay.drop_mid_data)."""
 
     def __init__(self, relay: CaptureRelay, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.relay = relay
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
 
     async def smtp_DATA(self, arg: str) -> None:
         if not (self.relay.drop_mid_data and self.envelope and self.envelope.rcpt_tos and not arg):

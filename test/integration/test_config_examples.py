@@ -30,7 +30,7 @@ EXPECTED = {
                       "@news.example": (MAILGUN, "postmaster@news.example"),
                       "@lab.example": ("direct", None)},
 }
-DIRECTORIES = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and p.name != "kubernetes")
+DIRECTORIES = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and p.name not in ("kubernetes", "monitoring"))
 
 
 def _routes(env) -> dict[str, tuple[str, str | None]]:
@@ -211,3 +211,43 @@ def test_kubernetes_runs_the_image_compose_runs_with_its_default_command():
     secrets = {e["name"]: e["value"] for e in container["env"]}
     assert secrets["RELAY_PASSWORD_FILE"].startswith("/run/secrets/")
     assert compose["environment"]["RELAY_PASSWORD_FILE"].startswith("/run/secrets/")
+
+
+def _exposed_metric_names() -> set[str]:
+    """The sample names a real METRICS_PORT endpoint serves (relaykit.metrics, in-process)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from harness.postfix_instance import free_port
+    from relaykit import metrics
+
+    port = free_port()
+    metrics.serve(port, "127.0.0.1", version="test", postfix_version="3.7",
+                  queue=lambda: [{"queue_name": "deferred", "arrival_time": 1}])
+    metrics.delivery("relay.test[192.0.2.1]:587", "sent")
+    metrics.reload("applied")
+    metrics.token_refresh("[smtp.office365.com]:587", ok=True)
+    metrics.log_lines_dropped(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_monitoring_examples_parse_and_use_only_metrics_relaykit_serves():
+    import re
+
+    dashboard = json.loads((EXAMPLES / "monitoring" / "grafana-dashboard.json").read_text())
+    rules = yaml.safe_load((EXAMPLES / "monitoring" / "prometheus-alerts.yaml").read_text())
+    scrape = yaml.safe_load((EXAMPLES / "monitoring" / "prometheus.yaml").read_text())
+    assert scrape["rule_files"] == ["prometheus-alerts.yaml"]
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    assert all({"alert", "expr", "labels", "annotations"} <= set(r) and r["labels"]["severity"] for r in alerts)
+    expressions += [r["expr"] for r in alerts]
+    used = {name for e in expressions for name in re.findall(r"\brelaykit_[a-z_]+", e)}
+    exposed = _exposed_metric_names()
+    assert used - exposed == set(), f"not served by relaykit: {sorted(used - exposed)}"
+    # every metric family relaykit serves is on the dashboard
+    assert {n for n in exposed if n.startswith("relaykit_")} - used == set()
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])

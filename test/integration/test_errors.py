@@ -94,3 +94,26 @@ def test_an_error_leaves_the_previous_configuration_in_place(env):
     env.write("postfix-relaymap.cf", "@example.com [relay.test]:587\n@broken_domain\n")
     configure_fails(env)
     assert {p.name: p.read_bytes() for p in env.postfix.config_dir.iterdir() if p.is_file()} == tables
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("LOG_FORMAT", "xml", "must be one of text, json"),
+    ("METRICS_PORT", "99999", "METRICS_PORT"),
+    ("METRICS_PORT", "ninety", "METRICS_PORT"),
+    ("METRICS_ADDRESS", "all", "must be an IP address"),
+])
+def test_bad_operations_variable_is_named(env, name, value, message):
+    env.write("postfix-relaymap.cf", "@example.com [relay.test]:25\n")
+    stderr = configure_fails(env, **{name: value})
+    assert stderr.startswith(f"error: {name}") and message in stderr, stderr
+    assert env.postfix.explicit("relayhost") is None and not (env.postfix.config_dir / "relayhost_map").exists()
+
+
+def test_with_log_format_json_a_refused_configuration_is_one_json_line(env):
+    import json
+
+    env.write("postfix-relaymap.cf", "@example.com [relay.test]:99999\n")
+    stderr = configure_fails(env, LOG_FORMAT="json")
+    record = json.loads(stderr)
+    assert record["level"] == "error" and record["source"] == "relaykit"
+    assert f"{env.config_dir}/postfix-relaymap.cf:1" in record["message"]

@@ -1,5 +1,6 @@
 """Secrets: RELAY_PASSWORD and every credential never appear on stdout/stderr at any
-LOG_LEVEL, on the command line of any program configure runs (what ps shows), in the
+LOG_LEVEL in either LOG_FORMAT (text, json), in `relaykit start`'s output (its own lines and
+Postfix's, which pass through it), on the command line of any program configure runs (what ps shows), in the
 Postfix log of a real authenticated delivery, or in any file but the 0600 tables."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relaykit.model.settings import LOG_LEVELS
+from relaykit.model.settings import LOG_FORMATS, LOG_LEVELS
 
 ENV_PASSWORD = "Env-Pass-Zq9!x"
 FILE_PASSWORDS = ("Dom-Pass-Zq9", "Hop-Pass-Zq9")
@@ -34,12 +35,14 @@ def leaks(text: str, secrets=ALL) -> list[str]:
     return [s for s in secrets if s in text]
 
 
+@pytest.mark.parametrize("fmt", LOG_FORMATS)
 @pytest.mark.parametrize("level", LOG_LEVELS)
-def test_configure_prints_no_credential_at_any_log_level(env, level):
+def test_configure_prints_no_credential_at_any_log_level(env, level, fmt):
     configured(env)
     for _ in range(2):  # first run (everything changes) and a no-op run
-        result = env.configure(LOG_LEVEL=level)
+        result = env.configure(LOG_LEVEL=level, LOG_FORMAT=fmt)
         assert not leaks(result.stdout + result.stderr)
+        assert result.stderr.strip() or level in ("warn", "error"), "nothing logged: the test would prove nothing"
     assert env.lookup("sasl_passwd", "[relay.test]:587") == f"relay-user:{ENV_PASSWORD}"
 
 
@@ -79,11 +82,13 @@ def test_ps_never_shows_a_credential_while_configure_runs(env):
 
     def poll():
         while not done.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    seen.add(cmdline.read_bytes())
-                except OSError:
-                    pass
+            # not Path.glob: it stats each entry, and a process exiting meanwhile raises there
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        seen.add(Path("/proc", pid, "cmdline").read_bytes())
+                    except OSError:  # gone in between
+                        pass
 
     thread = threading.Thread(target=poll)
     thread.start()
@@ -139,6 +144,32 @@ def test_postfix_log_of_a_real_authenticated_delivery_holds_no_credential(mailru
     assert not leaks(log, (*ALL, *encoded))
     assert {a.password for a in wrong.auth_attempts} == {FILE_PASSWORDS[0]}  # it was tried, over TLS
     assert all(a.tls for a in relay.auth_attempts + wrong.auth_attempts)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("fmt", LOG_FORMATS)
+def test_start_output_holds_no_credential_in_either_log_format(mailrun, fmt):
+    """Postfix's log through relaykit (maillog_file = /dev/stdout, as in the image) and
+    relaykit's own lines at LOG_LEVEL=trace: an authenticated delivery, a refused login."""
+    relay = mailrun.relay("auth", users={"relay-user": ENV_PASSWORD})
+    wrong = mailrun.relay("wrong", users={"apikey": "something-else"})
+    mailrun.write("postfix-accounts.cf", "a@one.example|{PLAIN}x\nb@two.example|{PLAIN}x\n")
+    mailrun.write("postfix-relaymap.cf", f"@two.example {wrong.nexthop}\n")
+    mailrun.write("postfix-sasl-password.cf", f"@two.example apikey:{FILE_PASSWORDS[0]}\n")
+    mailrun.postfix.postconf({"maillog_file": "/dev/stdout",
+                              "maillog_file_prefixes": f"{mailrun.postfix.root}, /dev/stdout"})
+    mailrun.vars.update(RELAY_HOST="127.0.0.1", RELAY_PORT=str(relay.port), RELAY_USER="relay-user",
+                        RELAY_PASSWORD=ENV_PASSWORD, LOG_LEVEL="trace", LOG_FORMAT=fmt)
+    daemon = mailrun.daemon()
+    mailrun.wait_received(mailrun.send("a@one.example"))
+    mailrun.send("b@two.example", subject="refused-auth")
+    daemon.wait_log(r"SASL authentication failed")
+    daemon.stop()
+    encoded = [base64.b64encode(f"\0{user}\0{password}".encode()).decode() for user, password in
+               (("relay-user", ENV_PASSWORD), ("apikey", FILE_PASSWORDS[0]))]
+    encoded += [base64.b64encode(p.encode()).decode() for p in ALL]
+    assert "status=sent" in daemon.log() or '"status": "sent"' in daemon.log()
+    assert not leaks(daemon.log(), (*ALL, *encoded))
 
 
 def test_tls_secure_makes_a_relay_verified_and_is_validated(env):

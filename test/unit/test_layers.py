@@ -23,7 +23,7 @@ ROOT = Path(relaykit.__file__).parent
 
 # In import order: a module may import from its own layer and the ones before it.
 LAYERS = (
-    "foundation",  # relaykit/*.py: errors, secret, log, gcpause (import nothing of relaykit)
+    "foundation",  # relaykit/*.py: errors, secret, log, metrics, gcpause (import nothing of relaykit)
     "model",  # values only
     "inputs",  # settings, DMS files, validation
     "core",  # pure planners
@@ -57,6 +57,13 @@ LAZY = {
     ("relaykit.edges.postfix", "tempfile"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
     ("relaykit.inputs.settings", "dotenv"): "~25 ms: only when the dotenv file exists",
+    ("relaykit.cli.main", "relaykit.log"): "stdlib logging: only a JSON error of `relaykit configure|start`",
+    ("relaykit.edges.system", "ssl"): "only `relaykit start` checking a renewed certificate",
+    ("relaykit.metrics", "prometheus_client"): "~40 ms: only `relaykit start` with METRICS_PORT",
+    ("relaykit.cli.commands.queue", "rich"): "only the table of `setup queue list` (not --json)",
+    ("relaykit.cli.commands.queue", "relaykit.core.routing"): "only `setup queue flush <relay>` routes",
+    ("relaykit.cli.commands.queue", "relaykit.run.configure"): "only `setup queue flush <relay>`: run/ imports "
+                                                                "every layer",
 }
 
 

@@ -101,12 +101,14 @@ def run(group: Group, argv: list[str], prog: str) -> int:
     return getattr(import_module(module), function)(rest) or 0
 
 
-def main_guard(function, argv: list[str]) -> int:
-    """Run a CLI function, turning relaykit errors into a message and an exit status."""
+def main_guard(function, argv: list[str], report=None) -> int:
+    """Run a CLI function, turning relaykit errors into a message (through `report`,
+    default ui.error) and an exit status."""
+    report = report or ui.error
     try:
         return function(argv)
     except RelaykitError as exc:
-        ui.error(str(exc))
+        report(str(exc))
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
@@ -114,5 +116,5 @@ def main_guard(function, argv: list[str]) -> int:
         return 0
     except OSError as exc:  # e.g. a config path that is a file, a directory, read-only
         where = f"{exc.filename}: " if exc.filename else ""
-        ui.error(f"{where}{exc.strerror or exc}")
+        report(f"{where}{exc.strerror or exc}")
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 from relaykit import __version__
@@ -48,12 +49,23 @@ def configure(args: list[str]) -> int:
     return 0
 
 
+def _json_error(message: str) -> None:
+    from relaykit import log  # stdlib logging: only `relaykit configure|start` with LOG_FORMAT=json
+
+    log.set_format("json")
+    log.error(message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--version"]:
         print(f"relaykit {__version__}")
         return 0
-    return main_guard(lambda args: run(_tree(), args, "relaykit"), argv)
+    # The server's errors (refusing to start: file:line) as JSON too when the log is JSON.
+    # From the real environment: an error may be about the settings themselves.
+    json_errors = argv[:1] in (["start"], ["configure"]) and \
+        os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+    return main_guard(lambda args: run(_tree(), args, "relaykit"), argv, _json_error if json_errors else None)
 
 
 if __name__ == "__main__":

@@ -201,7 +201,56 @@ ALIAS = Group(
     ),
 )
 
-SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).", (RELAY, EMAIL, ALIAS, COMPLETION))
+QUEUE = Group(
+    "queue",
+    "Postfix's mail queue: what waits, why, and what to do with it (postqueue, postsuper).",
+    (
+        Command(
+            "list", "relaykit.cli.commands.queue:list_queue", "[--json]",
+            "Show every queued message: id, queue, age, sender, recipients, last reason.",
+            ("setup queue list", "setup queue list --json | jq '.[] | select(.queue == \"deferred\")'"),
+            min_args=0, max_args=1,
+            details="Oldest first. The reason is Postfix's last delivery failure (e.g. 'connect to\n"
+                    "...: Connection refused'). --json prints a list of objects {queue_id, queue,\n"
+                    "sender, recipients, arrival_time, age_seconds, size, reason} for scripts.",
+        ),
+        Command(
+            "flush", "relaykit.cli.commands.queue:flush", "[<relay>]",
+            "Try deferred mail now: all of it, or the messages routed through <relay>.",
+            ("setup queue flush", "setup queue flush smtp.relay.test", "setup queue flush [smtp.relay.test]:587"),
+            min_args=0, max_args=1,
+            details="<relay> is host, [host], host:port or [host]:port. Which messages it carries is\n"
+                    "decided by the current routes (as 'setup relay explain' shows), per recipient.",
+        ),
+        Command(
+            "retry", "relaykit.cli.commands.queue:retry", "<queue id>",
+            "Try one deferred message now (postqueue -i).",
+            ("setup queue retry 7FA91226B30",), min_args=1, max_args=1,
+        ),
+        Command(
+            "hold", "relaykit.cli.commands.queue:hold", "<queue id>",
+            "Keep a message from being delivered until it is released (postsuper -h).",
+            ("setup queue hold 7FA91226B30",), min_args=1, max_args=1,
+        ),
+        Command(
+            "release", "relaykit.cli.commands.queue:release", "<queue id>",
+            "Return a held message to delivery (postsuper -H).",
+            ("setup queue release 7FA91226B30",), min_args=1, max_args=1,
+        ),
+        Command(
+            "delete", "relaykit.cli.commands.queue:delete",
+            "[-y] <queue id>... | [-y] --deferred-older-than <age>",
+            "Delete messages, or every deferred message older than <age> (7d, 12h, 30m).",
+            ("setup queue delete 7FA91226B30", "setup queue delete -y --deferred-older-than 7d"),
+            min_args=1, max_args=None,
+            details="Asks for confirmation (reads the answer from standard input when that is not a\n"
+                    "terminal); -y does not ask, as in DMS. The senders get no bounce (postsuper -d).",
+        ),
+    ),
+)
+
+SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).",
+              (RELAY, EMAIL, ALIAS, QUEUE, COMPLETION))
 
 
 def main(argv: list[str] | None = None) -> int:

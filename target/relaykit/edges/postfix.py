@@ -1,4 +1,5 @@
-"""The only module that runs Postfix's programs: postconf, postmap, postfix.
+"""The only module that runs Postfix's programs: postconf, postmap, postfix, postqueue,
+postsuper.
 
 Through `sh`, always with `-c <config dir>` so a private instance is never confused with
 /etc/postfix. Nothing secret is ever an argument (ps(1) shows argv): tables are written
@@ -7,6 +8,7 @@ to files first and postmap reads them; main.cf parameters hold no passwords.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -185,6 +187,27 @@ class Postfix:
 
     def stop(self) -> None:
         self._run("postfix", "stop")
+
+    # the queue (setup queue ..., the metrics' queue sizes)
+    def queue(self) -> list[dict]:
+        """Every queued message as `postqueue -j` prints it: queue_name, queue_id,
+        arrival_time, message_size, sender, recipients [{address, delay_reason}]."""
+        return [json.loads(line) for line in self._run("postqueue", "-j").splitlines() if line.strip()]
+
+    def flush(self, queue_ids: Iterable[str] | None = None) -> None:
+        """Deliver deferred mail now: all of it (postqueue -f) or these messages (postqueue -i)."""
+        if queue_ids is None:
+            self._run("postqueue", "-f")
+            return
+        for queue_id in queue_ids:
+            self._run("postqueue", "-i", queue_id)
+
+    def postsuper(self, option: str, queue_ids: Iterable[str]) -> None:
+        """postsuper -d (delete), -h (hold), -H (release) for these messages, the ids read
+        from standard input ("-"): one call, whatever their number."""
+        ids = "".join(f"{queue_id}\n" for queue_id in queue_ids)
+        if ids:
+            self._run("postsuper", option, "-", _in=ids)
 
     def running(self) -> bool:
         try:

@@ -56,3 +56,16 @@ def _certificate_name(cert: Path) -> str | None:
         return None  # unreadable: make a new one
     names = [line.split("=", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("commonName")]
     return names[0] if names else None
+
+
+def certificate_problem(cert: Path, key: Path) -> str | None:
+    """Why this certificate and key would not serve TLS (unreadable, not PEM, not a pair),
+    or None: what smtpd would find loading them. A renewal writes the two files one
+    after the other; in between they do not match."""
+    import ssl  # only `relaykit start` with SSL_CERT_PATH, when the files change
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+    return None

@@ -18,7 +18,7 @@ from relaykit.inputs import dmsvars
 from relaykit.inputs import env as envvars
 from relaykit.inputs import validate
 from relaykit.model.nexthop import tls_level
-from relaykit.model.settings import DOCKER_MODES, LOG_LEVELS, TABLE_TYPES, Settings, SubmissionSettings
+from relaykit.model.settings import DOCKER_MODES, LOG_FORMATS, LOG_LEVELS, TABLE_TYPES, Settings, SubmissionSettings
 from relaykit.secret import Secret
 
 SSL_TYPES = ("", "manual", "self-signed")
@@ -93,6 +93,11 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         relay_password=Secret(password) if password else None,
         table_type=table_type,
         log_level=checked("LOG_LEVEL", lambda v: _choice(v.lower(), LOG_LEVELS), env.get("LOG_LEVEL")) or "info",
+        log_format=checked("LOG_FORMAT", lambda v: _choice(v.strip().lower(), LOG_FORMATS), env.get("LOG_FORMAT"))
+        or "text",
+        metrics_port=checked("METRICS_PORT", lambda v: _port_or_off(v, 0, "METRICS_PORT"), env.get("METRICS_PORT")),
+        metrics_address=checked("METRICS_ADDRESS", lambda v: _metrics_address(v), env.get("METRICS_ADDRESS"))
+        or "0.0.0.0",
         submission=load_submission(env, origins),
         **_database_urls(environ),
         tls_secure=secure,
@@ -117,6 +122,14 @@ def _database_urls(environ: Mapping[str, str]) -> dict[str, Secret | None]:
                           "RELAYKIT_POSTFIX_DATABASE_URL")
     return {"database_url": Secret(url) if url else None,
             "postfix_database_url": Secret(postfix_url) if postfix_url else None}
+
+
+def _metrics_address(value: str) -> str:
+    """The address METRICS_PORT listens on: an IP address (0.0.0.0 all IPv4, :: all)."""
+    try:
+        return str(ipaddress.ip_address(value.strip().strip("[]")))
+    except ValueError:
+        raise RelaykitError(f"must be an IP address such as 0.0.0.0, :: or 127.0.0.1, not {value!r}") from None
 
 
 def _choice(value: str, choices: tuple[str, ...]) -> str:

@@ -11,6 +11,7 @@ from relaykit.secret import Secret
 
 TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "texthash")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+LOG_FORMATS = ("text", "json")
 DOCKER_MODES = ("none", "container", "host", "network", "connected-networks")
 
 
@@ -43,6 +44,10 @@ class Settings:
     relay_password: Secret | None = None
     table_type: str | None = None  # None: Postfix's default_database_type
     log_level: str = "info"
+    log_format: str = "text"  # LOG_FORMAT: text (DMS lines) or json (one object a line)
+    # METRICS_PORT / METRICS_ADDRESS: the Prometheus endpoint of `relaykit start` (None: off)
+    metrics_port: int | None = None
+    metrics_address: str = "0.0.0.0"
     submission: SubmissionSettings | None = None  # ports 587/465, trusted networks
     # PostgreSQL store (stores/postgres.py): relaykit's admin connection, and the
     # read-only one Postfix's pgsql: lookups use (defaults to the admin one).

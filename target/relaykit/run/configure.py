@@ -40,6 +40,7 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     """Settings, inputs and the plan, with no change made anywhere. Raises ConfigError."""
     settings = load(environ)
     log.set_level(settings.log_level)
+    log.set_format(settings.log_format)
     postfix = Postfix(settings.mail_config)
     table_type = settings.table_type or postfix.param("default_database_type")
     store = open_store(environ)

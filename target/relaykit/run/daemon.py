@@ -4,9 +4,17 @@ configure -> start the supervised services (Postfix's master, in the foreground)
 one loop in the main thread that handles, one at a time, everything that can happen:
 
   signal SIGTERM/SIGINT  stop every service (SIGTERM), wait for them, exit 0
-  signal SIGHUP          re-apply the configuration now
+  signal SIGHUP          re-apply the configuration now and reload Postfix (always, even
+                         when nothing changed: `kill -HUP` is the operator's "reload")
   a service exited       stop the others, exit 1: the container must not run half-dead
   the config changed     re-plan, re-apply (only what changed), reload what needs it
+  the certificate changed  (SSL_CERT_PATH/SSL_KEY_PATH, their directories are watched)
+                         reload Postfix: smtpd reads its certificate when a process
+                         starts, so new connections get the renewed one, no restart
+
+Postfix's log (maillog_file = /dev/stdout) passes through us (run/logpump.py): written
+to stdout as text or JSON (LOG_FORMAT) and counted for the metrics (METRICS_PORT,
+relaykit/metrics.py), which also count reloads and read the queue at each scrape.
 
 Events come from signal handlers, the inotify watcher thread and one waiter thread per
 service through a SimpleQueue (its put() is safe in a signal handler), so the main thread
@@ -18,6 +26,7 @@ running on the last good one, and the next change that fixes it is applied.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import signal
@@ -27,13 +36,16 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from relaykit import log
+from relaykit import __version__, log, metrics
+from relaykit.edges import system
 from relaykit.edges.dovecot import DovecotProcess, Layout, layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, RelaykitError, UsageError
 from relaykit.inputs.settings import config_dir, env_file, load
+from relaykit.model.settings import Settings
 from relaykit.run import watch
 from relaykit.run.apply import Changes
+from relaykit.run.logpump import LogPump
 from relaykit.run.configure import apply_prepared, configure, prepare, summary
 
 STOP_TIMEOUT = 10.0  # seconds a service gets to stop after SIGTERM before SIGKILL
@@ -79,6 +91,9 @@ class Service:
         assert self.process
         return self.process.wait()
 
+    def finish(self) -> None:
+        """After the process exited: anything left to pass on (its last log lines)."""
+
 
 class PostfixMaster(Service):
     """Postfix's master(8) as our child, as `postfix start-fg` runs it when not PID 1
@@ -91,6 +106,24 @@ class PostfixMaster(Service):
     def __init__(self, postfix: Postfix) -> None:
         super().__init__()
         self.postfix = postfix
+        self.pump: LogPump | None = None
+
+    def start(self) -> None:
+        """With maillog_file = /dev/stdout (the image's main.cf), postlogd writes Postfix's
+        log to the master's stdout: a pipe to our LogPump, which passes it on to ours."""
+        self.prepare()
+        if self.postfix.param("maillog_file") != "/dev/stdout":
+            if metrics.enabled():
+                log.warn("maillog_file is not /dev/stdout: Postfix's log does not pass through relaykit, "
+                         "so the delivery counters stay at 0")
+            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+            return
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        self.pump = LogPump(self.process.stdout).start()
+
+    def finish(self) -> None:
+        if self.pump:
+            self.pump.join()  # Postfix's last lines ("terminating on signal 15") reach stdout
 
     def command(self) -> list[str]:
         daemon_directory = self.postfix.param("daemon_directory")
@@ -132,9 +165,8 @@ class Dovecot(Service):
         return changes.dovecot_config
 
 
-def supervised(environ: Mapping[str, str]) -> list[Service]:
+def supervised(settings: Settings) -> list[Service]:
     """What `relaykit start` runs, in start order (stopped in reverse)."""
-    settings = load(environ)
     postfix = Postfix(settings.mail_config)
     services: list[Service] = []
     if settings.submission and settings.submission.enabled:
@@ -149,6 +181,9 @@ class Supervisor:
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.services: list[Service] = []
         self.watch_stop = threading.Event()
+        self.certificates: tuple[Path, ...] = ()  # SSL_CERT_PATH, SSL_KEY_PATH: watched
+        self.certificate_state = ""
+        self.config_dirs: tuple[Path, ...] = ()  # a change there re-applies the configuration
 
     # what goes into the queue
     def _on_signal(self, signum: int, frame) -> None:
@@ -161,7 +196,14 @@ class Supervisor:
     def run(self) -> int:
         started = time.monotonic()
         configure(self.environ)  # ConfigError -> exit 1 with file:line: refuse to start
-        self.services = supervised(self.environ)
+        settings = load(self.environ)
+        if settings.metrics_port:
+            self._serve_metrics(settings)
+        self.services = supervised(settings)
+        submission = settings.submission
+        if submission and submission.enabled and submission.cert_file and submission.key_file:
+            self.certificates = (submission.cert_file, submission.key_file)
+            self.certificate_state = _fingerprint(self.certificates)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         try:
@@ -177,6 +219,10 @@ class Supervisor:
         watched = {config_dir(self.environ)}
         if env_file(self.environ).parent.is_dir():
             watched.add(env_file(self.environ).parent)
+        self.config_dirs = tuple(watched)
+        # The certificate's directory, not the file: renewals replace files and symlinks
+        # (certbot's live/, Kubernetes' ..data) rather than writing into them.
+        watched.update(path.parent for path in self.certificates)
         for directory in watched:
             directory.mkdir(parents=True, exist_ok=True)
         watch.start(sorted(watched), lambda paths: self.events.put(("changed", paths)), self.watch_stop)
@@ -188,7 +234,7 @@ class Supervisor:
             event = self.events.get()
             if event[0] == "signal":
                 if event[1] == signal.SIGHUP:
-                    self.reconfigure("SIGHUP")
+                    self.reconfigure("SIGHUP", force=True)
                     continue
                 log.info(f"received {signal.Signals(event[1]).name}: stopping")
                 return self._stop_all()
@@ -198,27 +244,65 @@ class Supervisor:
                 self._stop_all()
                 return 1
             if event[0] == "changed":
-                self.reconfigure(", ".join(sorted(Path(p).name for p in event[1])))
+                paths = {Path(p) for p in event[1]}
+                renewed = self._certificate_renewed(paths)
+                if renewed or any(p.is_relative_to(d) for p in paths for d in self.config_dirs):
+                    self.reconfigure(", ".join(sorted(p.name for p in paths)), force=renewed)
 
-    def reconfigure(self, why: str) -> Changes | None:
-        """Re-plan and re-apply; reload the services the changes concern. Never raises:
-        on an invalid config the running services keep the last good one."""
+    def _certificate_renewed(self, paths: set[Path]) -> bool:
+        """Whether a change in the certificate's directory changed the certificate or key."""
+        if not self.certificates or not {p.parent for p in paths} & {c.parent for c in self.certificates}:
+            return False
+        state = _fingerprint(self.certificates)
+        if state == self.certificate_state:
+            return False
+        problem = system.certificate_problem(*self.certificates)
+        if problem:  # half-renewed (the key is new, the certificate not yet): wait for the rest
+            log.warn(f"the certificate {self.certificates[0]} changed but cannot be used with "
+                     f"{self.certificates[1]} ({problem}): keeping the current one until it can")
+            return False
+        self.certificate_state = state
+        log.info(f"the certificate {self.certificates[0]} changed: new connections get it after the reload")
+        return True
+
+    def _serve_metrics(self, settings: Settings) -> None:
+        postfix = Postfix(settings.mail_config)
+        try:
+            metrics.serve(settings.metrics_port, settings.metrics_address, version=__version__,
+                          postfix_version=postfix.param("mail_version"), queue=postfix.queue)
+        except OSError as exc:  # the port is taken: refuse to start rather than run unobserved
+            raise RelaykitError(f"METRICS_PORT: cannot listen on {settings.metrics_address}:"
+                                f"{settings.metrics_port}: {exc.strerror or exc}") from None
+        metrics.configured()
+        log.info(f"metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics")
+
+    def reconfigure(self, why: str, force: bool = False) -> Changes | None:
+        """Re-plan and re-apply; reload the services the changes concern (`force`: reload
+        Postfix even when nothing changed). Never raises: on an invalid config the running
+        services keep the last good one."""
         started = time.monotonic()
         try:
             prepared = prepare(self.environ)
             changes = apply_prepared(prepared)
         except ConfigError as exc:
+            metrics.reload("refused")
             log.error(f"{exc}\nconfiguration not applied: still running the last good one")
+            if force:
+                self._reload_postfix(why)
             return None
         except (RelaykitError, OSError) as exc:
+            metrics.reload("failed")
             log.error(f"re-applying the configuration failed: {exc}")
+            if force:
+                self._reload_postfix(why)
             return None
-        if not changes:
+        if not changes and not force:
+            metrics.reload("unchanged")
             log.debug(f"{why} changed: nothing to apply")
             return changes
         reloaded = []
         for service in self.services:
-            if service.needs_reload(changes):
+            if service.needs_reload(changes) or (force and isinstance(service, PostfixMaster)):
                 try:
                     service.reload()
                     reloaded.append(service.name)
@@ -229,10 +313,19 @@ class Supervisor:
         if restart:
             log.warn(f"{' and '.join(restart)} changed: Postfix only uses the new value after a restart "
                      "(restart the container)")
-        log.info(f"{why} changed: applied {', '.join(changes.names)}"
+        metrics.reload("applied")
+        log.info(f"{why} changed: applied {', '.join(changes.names) or 'nothing new'}"
                  f"{'; reloaded ' + ', '.join(reloaded) if reloaded else ''}"
                  f" in {(time.monotonic() - started) * 1000:.0f} ms; {summary(prepared.plan)}")
         return changes
+
+    def _reload_postfix(self, why: str) -> None:
+        """SIGHUP and a renewed certificate reload Postfix even on a refused configuration:
+        it runs on the last good one, and new smtpd processes read the certificate."""
+        for service in self.services:
+            if isinstance(service, PostfixMaster):
+                service.reload()
+                log.info(f"{why}: reloaded postfix (on the last good configuration)")
 
     def _stop_all(self) -> int:
         """SIGTERM every running service (last started first), wait, SIGKILL stragglers."""
@@ -248,8 +341,21 @@ class Supervisor:
                 log.warn(f"{service.name} did not stop within {STOP_TIMEOUT:.0f}s: killing it")
                 service.kill()
                 service.process.wait()
+        for service in running:
+            service.finish()
         log.info("stopped")
         return 0
+
+
+def _fingerprint(paths: tuple[Path, ...]) -> str:
+    """What the certificate and key files hold now ("" for one being replaced)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"\0missing")
+    return digest.hexdigest()
 
 
 def main(args: list[str]) -> int:
