@@ -10,7 +10,9 @@ setup(
     # the Dovecot template (relaykit.edges.dovecot finds it in <prefix>/share/relaykit/dovecot)
     data_files=[("share/relaykit/dovecot", ["target/dovecot/dovecot.conf"])],
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21",
-                      "psycopg>=3.1"],  # PostgreSQL store, imported only when configured; Debian's libpq5
+                      "psycopg>=3.1",  # PostgreSQL store, imported only when configured; Debian's libpq5
+                      # OAuth2 (XOAUTH2) relays: token flows, imported only when a token is fetched
+                      "msal>=1.28", "requests-oauthlib>=1.3"],
     package_data={"relaykit.stores.db": ["*.sql"]},
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6",

@@ -56,6 +56,11 @@ LAZY = {
     ("relaykit.edges.postfix", "tempfile"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
     ("relaykit.inputs.settings", "dotenv"): "~25 ms: only when the dotenv file exists",
+    # OAuth2 token flows: ~150 ms (requests, cryptography), only when a token is fetched
+    ("relaykit.run.oauth2", "msal"): "~150 ms: only to fetch a Microsoft 365 token",
+    ("relaykit.run.oauth2", "cryptography"): "only a Microsoft certificate credential",
+    ("relaykit.run.oauth2", "oauthlib"): "~100 ms: only to fetch a Google/generic token",
+    ("relaykit.run.oauth2", "requests_oauthlib"): "~100 ms: only to fetch a Google/generic token",
 }
 
 

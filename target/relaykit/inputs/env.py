@@ -22,6 +22,7 @@ RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
 SASL_PASSWORD = "postfix-sasl-password.cf"
 ACCOUNTS = "postfix-accounts.cf"
 VIRTUAL = "postfix-virtual.cf"
+OAUTH2 = "postfix-oauth2.cf"  # XOAUTH2 credentials: tokens fetched by relaykit (run/oauth2.py)
 
 
 def config_dir(environ: Mapping[str, str] = os.environ) -> str:

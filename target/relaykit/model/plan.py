@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from relaykit.model.entries import Origin
+from relaykit.model.entries import OAuth2Credential, Origin
 from relaykit.model.nexthop import NextHop
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
 RELAYHOST_MAP = "relayhost_map"
 SASL_PASSWD = "sasl_passwd"
 TLS_POLICY = "tls_policy"
+# XOAUTH2 relays (core/oauth2.py): the current access tokens, `key user:token` like
+# sasl_passwd (0600, rewritten by the daemon as tokens are refreshed), and every OAuth2
+# key, so that a key without a current token makes Postfix defer instead of sending
+# without a login.
+SASL_OAUTH2 = "sasl_passwd_oauth2"
+OAUTH2_KEYS = "sasl_passwd_oauth2_keys"
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Login:
     key: str
     user: str
     origin: Origin
+    oauth2: str | None = None  # the provider when it logs in with XOAUTH2 and tokens
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     optouts: tuple[Route, ...] = ()  # opted-out sender keys (they matter under @.domain)
     recipient_routes: tuple[Route, ...] = ()  # mail TO a domain: `sender` is the domain key
+    oauth2: tuple[OAuth2Credential, ...] = ()  # whose tokens relaykit fetches (run/oauth2.py)
 
     @property
     def configured(self) -> bool:
@@ -131,4 +139,5 @@ def combine(*plans: Plan) -> Plan:
         warnings=tuple(w for p in plans for w in p.warnings),
         optouts=tuple(o for p in plans for o in p.optouts),
         recipient_routes=tuple(r for p in plans for r in p.recipient_routes),
+        oauth2=tuple(c for p in plans for c in p.oauth2),
     )
