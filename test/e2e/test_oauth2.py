@@ -158,3 +158,37 @@ def test_tokens_are_renewed_before_expiry_without_a_reload_and_no_message_fails(
     assert "reloaded postfix" not in daemon.log()  # a token needs no Postfix reload
     assert "status=deferred" not in mailrun.postfix.log() and "status=bounced" not in mailrun.postfix.log()
     _no_secret_anywhere(mailrun, endpoint, daemon.log())
+
+
+def test_setup_adds_oauth2_from_stdin_and_list_explain_and_relay_test_speak_xoauth2(mailrun, endpoint):
+    endpoint.app("ms-app", MS_SECRET, ("relay@corp.test",))
+    m365 = mailrun.relay("m365", xoauth2=endpoint)
+    mailrun.vars["REQUESTS_CA_BUNDLE"] = str(mailrun.ca.ca_file)
+    mailrun.run("setup", "relay", "add-domain", "corp.test", "127.0.0.1", str(m365.port))
+    refused = mailrun.run("setup", "relay", "add-oauth2", m365.nexthop, "microsoft", "relay@corp.test",
+                          "tenant=contoso", "client_id=ms-app", f"client_secret={MS_SECRET}", check=False)
+    assert refused.returncode == 1 and "never given as an argument" in refused.stderr
+    mailrun.run("setup", "relay", "add-oauth2", m365.nexthop, "microsoft", "relay@corp.test", "tenant=contoso",
+                "client_id=ms-app", f"authority={endpoint.url}", input=f"client_secret={MS_SECRET}\n")
+    path = mailrun.config_dir / "postfix-oauth2.cf"
+    assert path.stat().st_mode & 0o777 == 0o600 and MS_SECRET in path.read_text()
+
+    listed = mailrun.run("setup", "relay", "list", "--json")
+    row = next(r for r in __import__("json").loads(listed.stdout) if r["sender"] == "@corp.test")
+    assert (row["user"], row["password"], row["oauth2"]) == ("relay@corp.test", "********", "microsoft")
+    explained = mailrun.run("setup", "relay", "explain", "a@corp.test").stdout
+    assert "relaykit_oauth2" in explained and "XOAUTH2" in explained
+
+    tested = mailrun.run("setup", "relay", "test", "a@corp.test", "x@example.net")
+    assert "ok   token" in tested.stdout and "XOAUTH2" in tested.stdout and "235" in tested.stdout
+    assert [(m.login, m.tls) for m in m365.messages] == [("relay@corp.test", True)]
+    assert [a.ok for a in m365.auth_attempts] == [True]
+    issued = [i.token for i in endpoint.issued.values()]
+    for text in (listed.stdout, explained, tested.stdout, tested.stderr):
+        assert MS_SECRET not in text and not [t for t in issued if t in text]
+
+    endpoint.revoke("ms-app")  # a refused secret: the test says so, and why
+    failed = mailrun.run("setup", "relay", "test", "a@corp.test", "x@example.net", check=False)
+    assert failed.returncode == 1 and "invalid_client" in failed.stdout + failed.stderr
+    mailrun.run("setup", "relay", "del-oauth2", m365.nexthop)
+    assert m365.nexthop not in path.read_text()
