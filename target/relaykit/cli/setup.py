@@ -114,7 +114,8 @@ RELAY = Group(
             min_args=0, max_args=1,
             details="Read from the plan relaykit configure applies: '*' is every sender without\n"
                     "an entry of its own (DEFAULT_RELAY_HOST). --json prints a list of objects\n"
-                    "{sender, relays, direct, rule, user, password, credentials, tls} for scripts.",
+                    "{sender, relays, direct, rule, user, password, credentials, tls, oauth2} for scripts\n"
+                    "(oauth2: the provider of an XOAUTH2 login, else null).",
         ),
         Command(
             "check", "relaykit.cli.commands.relay_view:check", "",

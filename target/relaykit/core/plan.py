@@ -82,6 +82,8 @@ def _credentials(settings: Settings, files: ConfigFiles) -> tuple[list[Credentia
     return list(creds.values()), warnings, errors
 
 
+INDEXED_TYPES = ("lmdb", "hash", "btree", "cdb", "dbm")  # postmap-compiled (edges/postfix.INDEXED_SUFFIX)
+
 # The SMTP client's SASL settings for relays, whichever store holds the routes. Relays'
 # tls_policy already demands TLS; `noplaintext` is the second wall: no PLAIN or LOGIN on
 # a session without TLS, whatever else goes wrong (postconf(5) smtp_sasl_security_options).
@@ -154,9 +156,13 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
     )
-    if oauth2:  # the tokens come with_tokens(); the keys say which lookups must not fall through
-        tables += (Table(SASL_OAUTH2, (), secret=True),
-                   Table(OAUTH2_KEYS, tuple(f"{c.key} {c.provider}" for c in oauth2)))
+    # The tokens come with_tokens(); the keys say which lookups must not fall through.
+    # Indexed even when the plan's tables are texthash: smtp(8) re-opens a changed indexed
+    # table by itself, but reads a texthash one once per process (old tokens for minutes).
+    oauth2_kind = table_type if table_type in INDEXED_TYPES else "lmdb"
+    if oauth2:
+        tables += (Table(SASL_OAUTH2, (), secret=True, kind=oauth2_kind),
+                   Table(OAUTH2_KEYS, tuple(f"{c.key} {c.provider}" for c in oauth2), kind=oauth2_kind))
     params: dict[str, str] = {}
     if settings.default_relay_host:
         params["relayhost"] = settings.default_relay_host
@@ -194,7 +200,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     _refuse_mixed_logins(decisions, recipient_routes, router, relayhost)
     extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
-                              recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops)
+                              recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
+                              oauth2_kind)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services)
     direct = _reaching_direct(decisions)
     unused = [login for login in plan.logins if login.key in direct]

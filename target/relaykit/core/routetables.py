@@ -133,7 +133,7 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 
 def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
           recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
-          directory: Path, oauth2_hops: frozenset = frozenset()) -> Extra:
+          directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb") -> Extra:
     """`transports`: (sender key, sender_transport value) from routing.Router's decisions;
     `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one."""
     def ref(name: str, kind: str = table_type) -> str:
@@ -174,7 +174,7 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
     elif not relayhost:
         params["default_transport"] = DIRECT
         used.add(DIRECT)
-    maps = oauth2_password_maps(table_type, directory)
+    maps = oauth2_password_maps(oauth2_kind, directory)
     services += [client_service(name) for name in CLIENTS if name in used]
     services += [client_service(name, maps) for name in OAUTH2_CLIENTS if name in used]
 
