@@ -108,6 +108,18 @@ def test_with_tokens_writes_one_line_per_current_token_and_none_for_a_missing_on
     assert table.lines == (f"{M365} relay@corp.test:tok-1",)
 
 
+def test_token_tables_stay_indexed_when_the_other_tables_are_texthash(tmp_path):
+    path = tmp_path / "postfix-oauth2.cf"
+    path.write_text(LINE)
+    path.chmod(0o600)
+    files = ConfigFiles(relay_rules=(RelayRule("@corp.test", validate.relay_list(M365), Origin("r", 1)),),
+                        relaymap_exists=True, oauth2=dmsfiles.load_oauth2(tmp_path))
+    plan = build(Settings(), files, "texthash")
+    assert plan.table("sasl_passwd_oauth2").kind == "lmdb" and plan.table("sasl_passwd").kind is None
+    [service] = [s for s in plan.services if s.name == "relaykit_oauth2"]
+    assert dict(service.options)["smtp_sasl_password_maps"].startswith("lmdb:")
+
+
 def test_a_default_relay_with_oauth2_makes_the_xoauth2_client_the_default_transport(tmp_path):
     plan = _plan(tmp_path, LINE, [], default_relay_host=M365, default_relay_hops=(validate.nexthop(M365),))
     assert plan.params["default_transport"] == "relaykit_oauth2"
