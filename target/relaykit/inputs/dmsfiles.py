@@ -136,9 +136,10 @@ def parse_oauth2_row(row: Row, secure: object = ()) -> OAuth2Credential:
         name, eq, value = text.partition("=")
         if not eq or not name:
             raise RelaykitError(f"expected name=value, found {text.split('=')[0]!r}")
-        if name in fields or name.removesuffix("_file") in secrets:
-            raise RelaykitError(f"{name} is given twice")
-        if name.endswith("_file") and name[:-5] in validate.OAUTH2_SECRETS:
+        base = name[:-5] if name.endswith("_file") and name[:-5] in validate.OAUTH2_SECRETS else name
+        if base in fields or base in secrets:
+            raise RelaykitError(f"{base} is given twice")
+        if base != name:
             secrets[name[:-5]] = Secret(_read_secret_file(value, name))
         else:
             fields[name] = value

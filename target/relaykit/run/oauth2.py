@@ -199,7 +199,7 @@ class TokenKeeper:
         self.tokens: dict[str, Token] = {}
         self.retry_at: dict[str, float] = {}
         self.failures: dict[str, int] = {}
-        self.rotations = 0  # tokens replaced by a newer one (bench/oauth2_rotation.py reads the log)
+        self.fetching: set[str] = set()  # keys whose token is being fetched (by sync or the thread)
         self.cond = threading.Condition()
         self.stopped = False
         self.thread: threading.Thread | None = None
@@ -220,7 +220,9 @@ class TokenKeeper:
                     self.retry_at.pop(key, None)
                     self.failures.pop(key, None)
             self.creds = creds
-            new = [c for key, c in creds.items() if key not in self.tokens and key not in self.retry_at]
+            new = [c for key, c in creds.items()
+                   if key not in self.tokens and key not in self.retry_at and key not in self.fetching]
+            self.fetching.update(c.key for c in new)
         for cred in new:
             self._refresh(cred)
         with self.cond:
@@ -236,28 +238,19 @@ class TokenKeeper:
             self.cond.notify_all()
 
     def _refresh(self, cred: OAuth2Credential) -> bool:
-        """Fetch a token for `cred`; True when it is one (logged either way)."""
+        """Fetch a token for `cred` (the caller marked it in `fetching`); True when it is one
+        (logged either way)."""
         try:
             token = fetch(cred)
         except TokenError as exc:
             with self.cond:
-                if self.creds.get(cred.key) != cred:
-                    return False
-                failures = self.failures[cred.key] = self.failures.get(cred.key, 0) + 1
-                delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MAX)
-                self.retry_at[cred.key] = time.time() + delay
-                held = self.tokens.get(cred.key)
-            still = (f"the current token is used while it lasts ({held.expires_at - time.time():.0f}s)"
-                     if held and held.valid() else
-                     "mail through this relay is deferred (never sent without a login or with another one)")
-            log.error(f"{_describe(cred)}: no token from {endpoint(cred)}: {exc.message}; {still}; "
-                      f"retrying in {delay:.0f}s")
-            return False
+                self.fetching.discard(cred.key)
+            return self._failed(cred, exc)
         with self.cond:
+            self.fetching.discard(cred.key)
             if self.creds.get(cred.key) != cred:
                 return False
             renewed = cred.key in self.tokens
-            self.rotations += renewed
             self.tokens[cred.key] = token
             self.retry_at.pop(cred.key, None)
             recovered = self.failures.pop(cred.key, 0)
@@ -266,10 +259,28 @@ class TokenKeeper:
                  f"{f' (after {recovered} failed attempt(s))' if recovered else ''}")
         return True
 
+    def _failed(self, cred: OAuth2Credential, exc: TokenError) -> bool:
+        """A failed fetch: retry later (5 s, doubling, at most 60 s), and say what it means."""
+        with self.cond:
+            if self.creds.get(cred.key) != cred:
+                return False
+            failures = self.failures[cred.key] = self.failures.get(cred.key, 0) + 1
+            delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MAX)
+            self.retry_at[cred.key] = time.time() + delay
+            held = self.tokens.get(cred.key)
+        still = (f"the current token is used while it lasts ({held.expires_at - time.time():.0f}s)"
+                 if held and held.valid() else
+                 "mail through this relay is deferred (never sent without a login or with another one)")
+        log.error(f"{_describe(cred)}: no token from {endpoint(cred)}: {exc.message}; {still}; "
+                  f"retrying in {delay:.0f}s")
+        return False
+
     def _due(self, now: float) -> tuple[list[OAuth2Credential], list[str], float]:
         """(credentials to fetch now, keys whose token just expired, when to look again)."""
         fetch_now, expired, wake = [], [], now + 3600.0
         for key, cred in self.creds.items():
+            if key in self.fetching:
+                continue
             token = self.tokens.get(key)
             when = self.retry_at.get(key) or (token.refresh_at if token else now)
             if when <= now:
@@ -296,6 +307,7 @@ class TokenKeeper:
                 if not fetch_now and not expired:
                     self.cond.wait(max(0.05, wake - now))
                     continue
+                self.fetching.update(c.key for c in fetch_now)
             changed = bool(expired)
             for cred in fetch_now:
                 changed |= self._refresh(cred)
