@@ -192,3 +192,22 @@ def test_setup_adds_oauth2_from_stdin_and_list_explain_and_relay_test_speak_xoau
     assert failed.returncode == 1 and "invalid_client" in failed.stdout + failed.stderr
     mailrun.run("setup", "relay", "del-oauth2", m365.nexthop)
     assert m365.nexthop not in path.read_text()
+
+
+def test_a_secret_revoked_while_running_defers_mail_until_the_provider_takes_it_again(mailrun, endpoint):
+    endpoint.lifetime = 6.0  # renewed 2 s before expiry
+    m365, _ = _setup(mailrun, endpoint, password_relay=False)
+    mailrun.postfix.postconf({"smtp_sasl_auth_soft_bounce": "no"})  # relaykit's clients say yes anyway
+    daemon = mailrun.daemon()
+    mailrun.wait_received(mailrun.send("a@corp.test"))
+    endpoint.revoke("ms-app")  # the secret and the tokens issued with it stop working
+    subject = mailrun.send("a@corp.test")
+    mailrun.postfix.wait_log(r"SASL authentication failed.*status=deferred|status=deferred.*SASL authentication")
+    daemon.wait_log(r"no token from .*invalid_client: AADSTS7000215", timeout=20)
+    assert not mailrun.received(subject)
+    endpoint.app("ms-app", MS_SECRET, ("relay@corp.test",))  # the admin fixes it at the provider
+    daemon.wait_log(r"token from .*contoso.*after \d+ failed attempt", timeout=30)
+    mailrun.postfix.flush()
+    assert [(r.name, m.login) for r, m in mailrun.wait_received(subject, timeout=30)] == [("m365", "relay@corp.test")]
+    assert "status=bounced" not in mailrun.postfix.log()
+    _no_secret_anywhere(mailrun, endpoint, daemon.log())

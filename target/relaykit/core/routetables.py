@@ -220,5 +220,8 @@ def smtp_service(name: str, implicit: bool, sender_auth: bool = True, auth: bool
     elif not sender_auth:
         options.append(("smtp_sender_dependent_authentication", "no"))
     if oauth2_maps and auth:
-        options += [("smtp_sasl_mechanism_filter", "xoauth2"), ("smtp_sasl_password_maps", oauth2_maps)]
+        # a token the relay refuses (revoked, expired early) defers the mail, never bounces
+        # it, whatever main.cf says (postconf(5) smtp_sasl_auth_soft_bounce)
+        options += [("smtp_sasl_mechanism_filter", "xoauth2"), ("smtp_sasl_password_maps", oauth2_maps),
+                    ("smtp_sasl_auth_soft_bounce", "yes")]
     return Service(name, "unix", "smtp", tuple(options))
