@@ -211,3 +211,24 @@ def test_a_secret_revoked_while_running_defers_mail_until_the_provider_takes_it_
     assert [(r.name, m.login) for r, m in mailrun.wait_received(subject, timeout=30)] == [("m365", "relay@corp.test")]
     assert "status=bounced" not in mailrun.postfix.log()
     _no_secret_anywhere(mailrun, endpoint, daemon.log())
+
+
+def test_a_microsoft_certificate_credential_signs_its_own_assertion(mailrun, endpoint, tmp_path):
+    import trustme
+    from cryptography import x509
+
+    app_cert = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("relaykit-app.corp.test",
+                                                                    key_type=trustme.KeyType.RSA)
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(app_cert.private_key_pem.bytes() + app_cert.cert_chain_pems[0].bytes())
+    pem.chmod(0o600)
+    public_key = x509.load_pem_x509_certificate(app_cert.cert_chain_pems[0].bytes()).public_key()
+    endpoint.app_certificate("cert-app", public_key, ("relay@corp.test",))
+    m365 = mailrun.relay("m365", xoauth2=endpoint)
+    mailrun.vars["REQUESTS_CA_BUNDLE"] = str(mailrun.ca.ca_file)
+    mailrun.write("postfix-relaymap.cf", f"@corp.test {m365.nexthop}\n")
+    mailrun.run("setup", "relay", "add-oauth2", m365.nexthop, "microsoft", "relay@corp.test", "tenant=contoso",
+                "client_id=cert-app", f"certificate={pem}", f"authority={endpoint.url}")
+    tested = mailrun.run("setup", "relay", "test", "a@corp.test", "x@example.net")
+    assert "ok   token" in tested.stdout and [m.login for m in m365.messages] == ["relay@corp.test"]
+    assert [(r.grant_type, r.ok) for r in endpoint.requests] == [("client_credentials", True)]
