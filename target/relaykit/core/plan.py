@@ -87,7 +87,7 @@ INDEXED_TYPES = ("lmdb", "hash", "btree", "cdb", "dbm")  # postmap-compiled (edg
 # The SMTP client's SASL settings for relays, whichever store holds the routes. Relays'
 # tls_policy already demands TLS; `noplaintext` is the second wall: no PLAIN or LOGIN on
 # a session without TLS, whatever else goes wrong (postconf(5) smtp_sasl_security_options).
-# XOAUTH2 is filtered out here: the Cyrus plugin (libsasl2-modules-kdexoauth2) would
+# XOAUTH2 is filtered out here: the Cyrus XOAUTH2 plugin (target/sasl/xoauth2.c) would
 # otherwise let the client pick it on a relay that offers it and send a password as a
 # bearer token; only the OAuth2 clients (core/routetables.py) allow it, and only it.
 SASL_CLIENT = {

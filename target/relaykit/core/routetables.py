@@ -34,7 +34,8 @@ token table; every other client filters XOAUTH2 out (main.cf), so a password nev
 out as a bearer token and a token never as a password. Their password maps end with
 `pipemap:{<type>:sasl_passwd_oauth2_keys, fail:...}`: a key that has no current token
 (the token endpoint is down or refuses) is a lookup *error*, so Postfix defers the mail
-("Temporary lookup error") instead of sending it without a login or with another one.
+("...oauth2_token_unavailable} lookup error", "status=deferred (local data error...)")
+instead of sending it without a login or with another one.
 """
 
 from __future__ import annotations
