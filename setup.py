@@ -12,7 +12,9 @@ setup(
     install_requires=["sh>=2.0", "python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21",
                       "idna>=3.4",  # IDNA 2008 / UTS #46, imported only for a name that is not ASCII
                       "psycopg>=3.1",  # PostgreSQL store, imported only when configured; Debian's libpq5
-                      "prometheus_client>=0.17"],  # METRICS_PORT only (relaykit start)
+                      "prometheus_client>=0.17",  # METRICS_PORT only (relaykit start)
+                      # OAuth2 (XOAUTH2) relays: token flows, imported only when a token is fetched
+                      "msal>=1.28", "requests-oauthlib>=1.3"],
     package_data={"relaykit.stores.db": ["*.sql"]},
     extras_require={
         "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6",

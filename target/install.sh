@@ -33,6 +33,25 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing
 fi
 
+# XOAUTH2 for Postfix's SMTP client (OAuth2 relays: Microsoft 365, Gmail): relaykit's own
+# Cyrus SASL client plugin, target/sasl/xoauth2.c (Debian's libsasl2-modules-kdexoauth2
+# does not work with Postfix: see the file), compiled into libsasl2's plugin directory.
+# gcc, libc6-dev and libsasl2-dev are only for building it: PRUNE=1 removes them.
+build="gcc libc6-dev libsasl2-dev"
+missing=""
+for p in $build; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing
+fi
+sasl_dir="/usr/lib/$(gcc -print-multiarch)/sasl2"
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o /tmp/librelaykit_xoauth2.so "$SRC/target/sasl/xoauth2.c"
+cmp -s /tmp/librelaykit_xoauth2.so "$sasl_dir/librelaykit_xoauth2.so" \
+  || install -m 644 /tmp/librelaykit_xoauth2.so "$sasl_dir/librelaykit_xoauth2.so"
+rm -f /tmp/librelaykit_xoauth2.so
+
 # The Python package and its console scripts (relaykit, setup).
 [ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
 "$PREFIX/bin/pip" install -q --upgrade pip
@@ -71,7 +90,8 @@ fi
 # caches are for installing (about 140 MB). Never on a host: `make install` needs them.
 if [ "${PRUNE:-0}" = 1 ]; then
   "$PREFIX/bin/pip" uninstall -q -y pip setuptools
-  apt-get purge -y -qq --auto-remove python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl >/dev/null
+  apt-get purge -y -qq --auto-remove python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl \
+    $build >/dev/null
   apt-get clean
   rm -rf /var/lib/apt/lists/* /root/.cache /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log
 fi

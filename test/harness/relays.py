@@ -1,5 +1,6 @@
 """Local capture relays: real SMTP servers (aiosmtpd) with STARTTLS or implicit TLS and
-AUTH PLAIN/LOGIN, that record every message with who logged in and over what.
+AUTH PLAIN/LOGIN (or AUTH XOAUTH2 with tokens of a harness/token_endpoint.py, as
+Microsoft 365 and Gmail), that record every message with who logged in and over what.
 
 They stand in for Amazon SES, Mailgun, a company smarthost...: listening on 127.0.0.1
 only, with certificates from a private CA made by `trustme` for the test session.
@@ -7,6 +8,7 @@ only, with certificates from a private CA made by `trustme` for the test session
 
 from __future__ import annotations
 
+import base64
 import ssl
 import threading
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session
 
 from harness.postfix_instance import free_port
 
@@ -105,6 +107,32 @@ class _Session(Session):
     @login_data.setter
     def login_data(self, value) -> None:
         self._login_data = value
+class _XOAuth2Handler(_Handler):
+    """AUTH XOAUTH2 only: `user=<user>^Aauth=Bearer <token>^A^A`, the token checked with the
+    token endpoint (issued, unexpired, for this user), as Exchange Online does."""
+
+    async def auth_XOAUTH2(self, server, args):
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        fields = dict(part.split("=", 1) for part in blob.decode(errors="replace").split("\x01") if "=" in part)
+        user, auth = fields.get("user", ""), fields.get("auth", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        ok = bool(token) and self.relay.xoauth2.valid(user, token)
+        with self.relay.lock:
+            self.relay.auth_attempts.append(AuthAttempt(self.relay.name, user, token, ok,
+                                                        self.relay.secure(server.session)))
+        if not ok:
+            await server.push("535 5.7.3 Authentication unsuccessful")
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), token.encode()))
 
 
 class _SMTP(SMTP):
@@ -141,8 +169,11 @@ class CaptureRelay:
     users: the accounts AUTH accepts; None means no AUTH is offered."""
 
     def __init__(self, name: str, ca: CertificateAuthority, *, tls: str = "starttls",
-                 users: dict[str, str] | None = None, port: int | None = None, host: str = "127.0.0.1") -> None:
+                 users: dict[str, str] | None = None, port: int | None = None, host: str = "127.0.0.1",
+                 xoauth2=None) -> None:
+        """xoauth2: a harness.token_endpoint.TokenEndpoint: AUTH XOAUTH2 (only), its tokens."""
         self.name, self.ca, self.tls, self.users, self.host = name, ca, tls, users, host
+        self.xoauth2 = xoauth2
         self.port = port or free_port()
         self.messages: list[Received] = []
         self.auth_attempts: list[AuthAttempt] = []
@@ -173,7 +204,9 @@ class CaptureRelay:
 
     def start(self) -> CaptureRelay:
         kwargs: dict = {}
-        if self.users is not None:
+        if self.xoauth2 is not None:
+            kwargs.update(auth_exclude_mechanism=["PLAIN", "LOGIN"], auth_require_tls=self.tls == "starttls")
+        elif self.users is not None:
             # aiosmtpd's auth_require_tls only knows STARTTLS; an implicit-TLS session is
             # encrypted already, and a "none" relay offers AUTH in clear (a trap for clients).
             kwargs.update(authenticator=self._authenticate, auth_require_tls=self.tls == "starttls")
@@ -181,7 +214,8 @@ class CaptureRelay:
             kwargs.update(tls_context=self.ca.server_context(), require_starttls=False)
         elif self.tls == "implicit":
             kwargs.update(ssl_context=self.ca.server_context())
-        self.controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
+        handler = _XOAuth2Handler(self) if self.xoauth2 is not None else _Handler(self)
+        self.controller = _Controller(self, handler, hostname=self.host, port=self.port,
                                      server_hostname="relay.test", ready_timeout=10, **kwargs)
         self.controller.start()
         return self

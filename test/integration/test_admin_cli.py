@@ -35,7 +35,7 @@ def test_list_json_shows_each_sender_its_relay_and_login_with_the_password_maske
     assert rows["@shop.example"] == {
         "sender": "@shop.example", "relays": ["[smarthost.example]:587"], "direct": False,
         "rule": "RELAY_HOST", "user": "relay-user", "password": "********", "credentials": "RELAY_USER",
-        "tls": "encrypt"}
+        "tls": "encrypt", "oauth2": None}  # oauth2: the provider of an XOAUTH2 login
     assert rows["@lab.example"]["direct"] is True and "opted out" in rows["@lab.example"]["rule"]
     assert rows["@lab.example"]["tls"] is None  # direct: main.cf's level, not a tls_policy entry
     assert SECRET not in result.stdout + result.stderr
@@ -57,7 +57,7 @@ def test_list_with_a_default_relayhost_has_a_row_for_every_other_sender(env):
     rows = json.loads(env.run("setup", "relay", "list", "--json").stdout)
     assert rows == [{"sender": "*", "relays": ["[smtp.office365.com]:587"], "direct": False,
                      "rule": "DEFAULT_RELAY_HOST", "user": "me@corp.example", "password": "********",
-                     "credentials": "RELAY_USER", "tls": "encrypt"}]
+                     "credentials": "RELAY_USER", "tls": "encrypt", "oauth2": None}]
 
 
 def test_list_without_any_relay_says_so(env):
@@ -196,7 +196,8 @@ def test_bash_completion_follows_the_command_tree(env):
     assert result.returncode == 0
     script = result.stdout
     assert _complete(script, ["setup", "re"]) == ["relay"]
-    assert _complete(script, ["setup", "relay", "del-"]) == ["del-auth", "del-domain", "del-recipient-domain"]
+    assert _complete(script, ["setup", "relay", "del-"]) == ["del-auth", "del-domain", "del-oauth2",
+                                                              "del-recipient-domain"]
     assert _complete(script, ["setup", "relay", "list", "--"]) == ["--help", "--json"]
     assert _complete(script, ["relaykit", "he"]) == ["health", "help"]
     assert "add-domain" in _complete(script, ["relaykit", "setup", "relay", ""])

@@ -184,6 +184,19 @@ def test_recipient_rules_are_refused_by_the_database_store(env, pgdb):
     assert not (env.config_dir / "postfix-recipient-relaymap.cf").exists()
 
 
+def test_oauth2_credentials_are_refused_by_the_database_store_never_ignored(env, pgdb):
+    env.vars.update(pgdb.vars())
+    result = env.run("setup", "relay", "add-oauth2", "[smtp.office365.com]:587", "microsoft", "u@corp.test",
+                     "tenant=t", "client_id=c", "client_secret_file=/run/secrets/x")
+    assert result.returncode == 1 and "supported with the files store only" in result.stderr, result.stderr
+    assert not (env.config_dir / "postfix-oauth2.cf").exists()
+    (env.config_dir / "postfix-oauth2.cf").write_text("# nothing yet\n")
+    assert env.run("relaykit", "configure").returncode == 0  # comments only: nothing to ignore
+    (env.config_dir / "postfix-oauth2.cf").write_text("[smtp.office365.com]:587 microsoft u@corp.test\n")
+    result = env.run("relaykit", "configure")
+    assert result.returncode == 1 and "postfix-oauth2.cf" in result.stderr and "files store only" in result.stderr
+
+
 def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
     env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
     env.vars.update(pgdb.vars())

@@ -64,6 +64,11 @@ LAZY = {
     ("relaykit.cli.commands.queue", "relaykit.core.routing"): "only `setup queue flush <relay>` routes",
     ("relaykit.cli.commands.queue", "relaykit.run.configure"): "only `setup queue flush <relay>`: run/ imports "
                                                                 "every layer",
+    # OAuth2 token flows: ~150 ms (requests, cryptography), only when a token is fetched
+    ("relaykit.run.oauth2", "msal"): "~150 ms: only to fetch a Microsoft 365 token",
+    ("relaykit.run.oauth2", "cryptography"): "only a Microsoft certificate credential",
+    ("relaykit.run.oauth2", "oauthlib"): "~100 ms: only to fetch a Google/generic token",
+    ("relaykit.run.oauth2", "requests_oauthlib"): "~100 ms: only to fetch a Google/generic token",
 }
 
 

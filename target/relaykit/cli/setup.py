@@ -11,7 +11,8 @@ from relaykit.cli.dispatch import Command, Group, main_guard, run
 
 RELAY = Group(
     "relay",
-    "Route outbound mail through relay hosts (postfix-relaymap.cf, postfix-sasl-password.cf).",
+    "Route outbound mail through relay hosts (postfix-relaymap.cf, postfix-sasl-password.cf,\n"
+    "postfix-oauth2.cf).",
     (
         Command(
             "add-domain", "relaykit.cli.commands.relay:add_domain", "<domain> <host> [<port>]",
@@ -37,6 +38,33 @@ RELAY = Group(
                     "Without <password> it is asked for without echo, or read from standard\n"
                     "input when that is not a terminal: prefer that, since a password given as\n"
                     "an argument is visible to other users in ps(1) and in shell history.",
+        ),
+        Command(
+            "add-oauth2", "relaykit.cli.commands.relay:add_oauth2",
+            "<domain|[host]:port> <provider> <user> [<name>=<value>...]",
+            "Log in to the relay of <domain> with OAuth2 (XOAUTH2) tokens that relaykit fetches.",
+            ("printf 'client_secret=%s\\n' \"$SECRET\" | setup relay add-oauth2 [smtp.office365.com]:587 "
+             "microsoft relay@corp.example tenant=<tenant-id> client_id=<app-id>",
+             "printf 'client_secret=%s\\nrefresh_token=%s\\n' \"$S\" \"$T\" | setup relay add-oauth2 "
+             "example.com google you@example.com client_id=<id>.apps.googleusercontent.com",
+             "setup relay add-oauth2 [smtp.relay.test]:587 generic app@relay.test "
+             "token_url=https://idp.relay.test/token client_id=app client_secret_file=/run/secrets/app"),
+            min_args=3, max_args=None,
+            details="Sets '<key> <provider> <user> name=value...' in postfix-oauth2.cf (mode 0600).\n"
+                    "<provider>: microsoft (tenant, client_id; client_secret or certificate=/path.pem;\n"
+                    "optional authority, scope), google (client_id, client_secret, refresh_token;\n"
+                    "optional token_url, scope) or generic (token_url, client_id; client_secret,\n"
+                    "refresh_token, scope as the endpoint needs). client_secret and refresh_token are\n"
+                    "never arguments: they are asked for without echo, or read from standard input\n"
+                    "as name=value lines, or named as client_secret_file=/refresh_token_file= paths.\n"
+                    "relaykit start renews the tokens before they expire. Files store only.",
+        ),
+        Command(
+            "del-oauth2", "relaykit.cli.commands.relay:del_oauth2", "<domain>|<[host]:port>",
+            "Remove the OAuth2 credential of a sender domain or of a relay.",
+            ("setup relay del-oauth2 [smtp.office365.com]:587",),
+            min_args=1, max_args=1,
+            details="Removes the entry from postfix-oauth2.cf. Exit status 1 when there is none.",
         ),
         Command(
             "exclude-domain", "relaykit.cli.commands.relay:exclude_domain", "<domain>",
@@ -86,7 +114,8 @@ RELAY = Group(
             min_args=0, max_args=1,
             details="Read from the plan relaykit configure applies: '*' is every sender without\n"
                     "an entry of its own (DEFAULT_RELAY_HOST). --json prints a list of objects\n"
-                    "{sender, relays, direct, rule, user, password, credentials, tls} for scripts.",
+                    "{sender, relays, direct, rule, user, password, credentials, tls, oauth2} for scripts\n"
+                    "(oauth2: the provider of an XOAUTH2 login, else null).",
         ),
         Command(
             "check", "relaykit.cli.commands.relay_view:check", "",

@@ -22,6 +22,7 @@ class Row:
     rule: str  # where the route comes from (file:line or a variable)
     user: str | None  # the SASL login presented to the relay, None: no AUTH
     credentials: str | None  # where the login comes from
+    oauth2: str | None = None  # the provider when the login is XOAUTH2 with tokens relaykit fetches
 
     @property
     def tls(self) -> str | None:
@@ -37,7 +38,14 @@ class Row:
         return {"sender": self.sender, "relays": list(self.relays), "direct": self.direct,
                 "rule": self.rule, "user": self.user,
                 "password": "********" if self.user else None, "credentials": self.credentials,
-                "tls": self.tls}
+                "tls": self.tls, "oauth2": self.oauth2}
+
+    @property
+    def secret(self) -> str:
+        """What stands for the password in the table: masked, and which kind it is."""
+        if not self.user:
+            return "-"
+        return f"******** (XOAUTH2 {self.oauth2} token)" if self.oauth2 else "********"
 
 
 def rows(plan: Plan, files: ConfigFiles | None = None) -> list[Row]:
@@ -64,7 +72,7 @@ def rows(plan: Plan, files: ConfigFiles | None = None) -> list[Row]:
             rule = f"{opted_out[sender].origin} (opted out)"
         login = resolution.login
         found.append(Row(sender, resolution.nexthops, rule, login.user if login else None,
-                         str(login.origin) if login else None))
+                         str(login.origin) if login else None, login.oauth2 if login else None))
     return found
 
 

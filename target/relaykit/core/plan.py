@@ -30,9 +30,10 @@ from pathlib import Path
 from relaykit.core import routetables
 from relaykit.core.routing import Router, key_chain
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
-from relaykit.model.entries import ConfigFiles, Credential, Origin, RelayRule
+from relaykit.model.entries import ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule
 from relaykit.model.nexthop import NextHop
-from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Login, Plan, Route, Table
+from relaykit.model.plan import (OAUTH2_KEYS, RELAYHOST_MAP, SASL_OAUTH2, SASL_PASSWD, TLS_POLICY, Login, Plan,
+                                 Route, Table)
 from relaykit.model.settings import Settings
 
 
@@ -69,9 +70,9 @@ def _credentials(settings: Settings, files: ConfigFiles) -> tuple[list[Credentia
     creds: dict[str, Credential] = {}
     warnings: list[str] = []
     errors: list[RelaykitError] = []
-    for cred in files.credentials:
+    for cred in (*files.credentials, *files.oauth2):
         first = creds.setdefault(cred.key, cred)
-        if first is not cred and (first.user, first.password) != (cred.user, cred.password):
+        if first is not cred and first != replace(cred, origin=first.origin):
             errors.append(ConfigError(f"{cred.key} has credentials at {first.origin} already", cred.origin))
     for cred in environment_credentials(settings):
         if cred.key in creds:
@@ -81,13 +82,19 @@ def _credentials(settings: Settings, files: ConfigFiles) -> tuple[list[Credentia
     return list(creds.values()), warnings, errors
 
 
+INDEXED_TYPES = ("lmdb", "hash", "btree", "cdb", "dbm")  # postmap-compiled (edges/postfix.INDEXED_SUFFIX)
+
 # The SMTP client's SASL settings for relays, whichever store holds the routes. Relays'
 # tls_policy already demands TLS; `noplaintext` is the second wall: no PLAIN or LOGIN on
 # a session without TLS, whatever else goes wrong (postconf(5) smtp_sasl_security_options).
+# XOAUTH2 is filtered out here: the Cyrus XOAUTH2 plugin (target/sasl/xoauth2.c) would
+# otherwise let the client pick it on a relay that offers it and send a password as a
+# bearer token; only the OAuth2 clients (core/routetables.py) allow it, and only it.
 SASL_CLIENT = {
     "smtp_sasl_auth_enable": "yes",
     "smtp_sasl_security_options": "noplaintext, noanonymous",
     "smtp_sasl_tls_security_options": "noanonymous",
+    "smtp_sasl_mechanism_filter": "!xoauth2, static:all",
 }
 
 
@@ -140,13 +147,22 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     def ref(name: str) -> str:
         return f"{table_type}:{Path(directory, name)}"
 
+    passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
+    oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
     tables = (
         Table(RELAYHOST_MAP, tuple(f"{r.sender} {','.join(r.nexthops)}" for r in routes
                                    if not r.sender.startswith("@."))),  # wildcards: routetables
-        Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in creds), secret=True),
+        Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in passwords), secret=True),
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
     )
+    # The tokens come with_tokens(); the keys say which lookups must not fall through.
+    # Indexed even when the plan's tables are texthash: smtp(8) re-opens a changed indexed
+    # table by itself, but reads a texthash one once per process (old tokens for minutes).
+    oauth2_kind = table_type if table_type in INDEXED_TYPES else "lmdb"
+    if oauth2:
+        tables += (Table(SASL_OAUTH2, (), secret=True, kind=oauth2_kind),
+                   Table(OAUTH2_KEYS, tuple(f"{c.key} {c.provider}" for c in oauth2), kind=oauth2_kind))
     params: dict[str, str] = {}
     if settings.default_relay_host:
         params["relayhost"] = settings.default_relay_host
@@ -156,7 +172,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         **SASL_CLIENT,
         "smtp_tls_policy_maps": ref(TLS_POLICY),
     })
-    if files.sasl_exists or settings.relay_host:
+    if files.sasl_exists or settings.relay_host or any("@" in c.key for c in oauth2):
         params["smtp_sender_dependent_authentication"] = "yes"
 
     for hop in settings.tls_secure:
@@ -169,10 +185,11 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         table_type=table_type,
         relayhost=relayhost,
         routes=tuple(routes),
-        logins=tuple(Login(c.key, c.user, c.origin) for c in creds),
+        logins=tuple(Login(c.key, c.user, c.origin, getattr(c, "provider", None)) for c in creds),
         warnings=tuple(warnings),
         optouts=optouts,
         recipient_routes=recipient_routes,
+        oauth2=tuple(oauth2),
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
@@ -180,8 +197,11 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     keys = dict.fromkeys([*(r.sender for r in optouts), *(r.sender for r in routes),
                           *(c.key for c in creds if "@" in c.key)])
     decisions = {key: router.decide(key_chain(key)) for key in keys}
+    oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
+    _refuse_mixed_logins(decisions, recipient_routes, router, relayhost)
     extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
-                              recipient_routes, creds, relayhost, table_type, directory)
+                              recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
+                              oauth2_kind)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services)
     direct = _reaching_direct(decisions)
     unused = [login for login in plan.logins if login.key in direct]
@@ -191,6 +211,32 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         f"{login.origin}: {login.key} has credentials but (some of) its mail is delivered directly, "
         "where no credentials are sent (a recipient's MX is not your relay): give it a route, or key "
         "them by relay ([host]:port) instead" for login in unused))
+
+
+def _refuse_mixed_logins(decisions: dict, recipient_routes, router: Router, relayhost) -> None:
+    """One client per route: a failover list whose relays log in some with a password and
+    some with OAuth2 tokens cannot be served by either (an error naming the rule)."""
+    errors = []
+    lists = [(d.route.origin if d.route else Origin("DEFAULT_RELAY_HOST"), d.logins) for d in decisions.values()]
+    lists += [(r.origin, tuple(router.logins.get(hop) for hop in r.nexthops)) for r in recipient_routes]
+    lists.append((Origin("DEFAULT_RELAY_HOST"), tuple(router.logins.get(hop) for hop in relayhost)))
+    for origin, logins in lists:
+        kinds = {login.oauth2 is not None for login in logins if login}
+        if len(kinds) > 1 and origin not in (e.origin for e in errors):
+            errors.append(ConfigError("this route's relays log in some with a password and some with OAuth2: "
+                                      "give all relays of a failover list the same kind of credential", origin))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def with_tokens(plan: Plan, tokens) -> Plan:
+    """The plan with the current OAuth2 access tokens (`{key: Secret}`, from run/oauth2.py)
+    in its sasl_passwd_oauth2 table: `key user:token`. A key without a token has no line,
+    and its mail is deferred (core/routetables.py, oauth2_password_maps)."""
+    if not plan.oauth2:
+        return plan
+    lines = tuple(f"{c.key} {c.user}:{tokens[c.key].reveal()}" for c in plan.oauth2 if tokens.get(c.key))
+    return replace(plan, tables=tuple(replace(t, lines=lines) if t.name == SASL_OAUTH2 else t for t in plan.tables))
 
 
 def _reaching_direct(decisions: dict) -> set[str]:

@@ -26,6 +26,16 @@ default_transport.
 By recipient domain: transport_maps, which beats every sender rule. Its transport turns
 smtp_sender_dependent_authentication off, so the relay gets the credentials of its next
 hop, never the credentials of whoever sent the mail.
+
+OAuth2 (XOAUTH2): a route whose credential is an OAuth2 one goes through the same client
+with `_oauth2` in its name (relaykit_oauth2, relaykit_oauth2_relay_smtps...). Those
+clients offer only the XOAUTH2 mechanism (smtp_sasl_mechanism_filter) and read only the
+token table; every other client filters XOAUTH2 out (main.cf), so a password never goes
+out as a bearer token and a token never as a password. Their password maps end with
+`pipemap:{<type>:sasl_passwd_oauth2_keys, fail:...}`: a key that has no current token
+(the token endpoint is down or refuses) is a lookup *error*, so Postfix defers the mail
+("...oauth2_token_unavailable} lookup error", "status=deferred (local data error...)")
+instead of sending it without a login or with another one.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relaykit.model.nexthop import NextHop
-from relaykit.model.plan import Route, Service, Table
+from relaykit.model.plan import OAUTH2_KEYS, SASL_OAUTH2, Route, Service, Table
 
 SMTPS = "relaykit_smtps"  # wrappermode client, credentials by sender then relay (like `smtp`)
 RELAY = "relaykit_relay"  # credentials by relay only: the sender's would belong to another rule
@@ -42,6 +52,7 @@ RELAY_SMTPS = "relaykit_relay_smtps"
 RCPT = "relaykit_rcpt"  # client for relays chosen by recipient domain (credentials by relay)
 RCPT_SMTPS = "relaykit_rcpt_smtps"
 DIRECT = "relaykit_direct"  # to a recipient's MX: never authenticates
+OAUTH2 = "_oauth2"  # inserted after "relaykit" in a client's name: its XOAUTH2 twin
 
 RELAYHOST_WILDCARDS = "relayhost_map_subdomains"
 SASL_WILDCARDS = "sasl_passwd_subdomains"
@@ -70,16 +81,28 @@ def under_wildcard(domain: str, keys) -> bool:
     return any(f"@.{parent}" in keys for parent in parents(domain))
 
 
-def client_transport(implicit: bool, by_relay: bool) -> str:
-    """The client of a sender route: TLS mode, and whether credentials are looked up by
-    sender (then relay) or by relay only."""
+def client_transport(implicit: bool, by_relay: bool, oauth2: bool = False) -> str:
+    """The client of a sender route: TLS mode, whether credentials are looked up by
+    sender (then relay) or by relay only, and whether they are OAuth2 tokens."""
     if by_relay:
-        return RELAY_SMTPS if implicit else RELAY
-    return SMTPS if implicit else "smtp"
+        name = RELAY_SMTPS if implicit else RELAY
+    else:
+        name = SMTPS if implicit else "smtp"
+    return oauth2_twin(name) if oauth2 else name
 
 
-def recipient_transport(implicit: bool) -> str:
-    return RCPT_SMTPS if implicit else RCPT
+def recipient_transport(implicit: bool, oauth2: bool = False) -> str:
+    name = RCPT_SMTPS if implicit else RCPT
+    return oauth2_twin(name) if oauth2 else name
+
+
+def oauth2_twin(name: str) -> str:
+    """`smtp` -> relaykit_oauth2, relaykit_relay_smtps -> relaykit_oauth2_relay_smtps."""
+    return "relaykit" + OAUTH2 if name == "smtp" else name.replace("relaykit", "relaykit" + OAUTH2, 1)
+
+
+def _untwin(name: str) -> str:
+    return "smtp" if name == "relaykit" + OAUTH2 else name.replace("relaykit" + OAUTH2, "relaykit", 1)
 
 
 def pcre_escape(text: str) -> str:
@@ -111,8 +134,9 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 
 def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
           recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
-          directory: Path) -> Extra:
-    """`transports`: (sender key, sender_transport value) from routing.Router's decisions."""
+          directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb") -> Extra:
+    """`transports`: (sender key, sender_transport value) from routing.Router's decisions;
+    `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
 
@@ -142,33 +166,53 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         params["sender_dependent_default_transport_maps"] = ", ".join(maps)
     # Mail no rule routes: to DEFAULT_RELAY_HOST by its client, else to the MX by one that
     # never authenticates.
-    if relayhost and relayhost[0].implicit_tls:
+    if relayhost and relayhost[0] in oauth2_hops:  # DEFAULT_RELAY_HOST logs in with tokens
+        params["default_transport"] = client_transport(relayhost[0].implicit_tls, False, oauth2=True)
+        used.add(params["default_transport"])
+    elif relayhost and relayhost[0].implicit_tls:
         params["default_transport"] = SMTPS
         used.add(SMTPS)
     elif not relayhost:
         params["default_transport"] = DIRECT
         used.add(DIRECT)
+    maps = oauth2_password_maps(oauth2_kind, directory)
     services += [client_service(name) for name in CLIENTS if name in used]
+    services += [client_service(name, maps) for name in OAUTH2_CLIENTS if name in used]
 
     if recipient_routes:
-        tables.append(Table(RECIPIENT_TRANSPORT, tuple(
-            f"{r.sender} {recipient_transport(r.implicit_tls)}:{','.join(r.nexthops)}" for r in recipient_routes)))
+        rcpt = [(r, recipient_transport(r.implicit_tls, r.nexthops[0] in oauth2_hops)) for r in recipient_routes]
+        tables.append(Table(RECIPIENT_TRANSPORT, tuple(f"{r.sender} {name}:{','.join(r.nexthops)}" for r, name in rcpt)))
         params["transport_maps"] = ref(RECIPIENT_TRANSPORT)
-        for implicit in sorted({r.implicit_tls for r in recipient_routes}):
-            services.append(smtp_service(recipient_transport(implicit), implicit=implicit, sender_auth=False))
+        for name in sorted({name for _, name in rcpt}):
+            base = _untwin(name)
+            services.append(smtp_service(name, implicit=base == RCPT_SMTPS, sender_auth=False,
+                                         oauth2_maps=maps if name != base else None))
     return Extra(tuple(tables), params, tuple(services))
 
 
+def oauth2_password_maps(table_type: str, directory: Path) -> str:
+    """The OAuth2 clients' smtp_sasl_password_maps: the tokens, then an error for any OAuth2
+    key without one (fail:, postconf(5) "fail" table type) so that such mail is deferred."""
+    return (f"{table_type}:{Path(directory, SASL_OAUTH2)},"
+            f"pipemap:{{{table_type}:{Path(directory, OAUTH2_KEYS)},fail:oauth2_token_unavailable}}")
+
+
 CLIENTS = (SMTPS, RELAY, RELAY_SMTPS, DIRECT)  # the clients sender routes and default_transport use
+OAUTH2_CLIENTS = tuple(oauth2_twin(name) for name in ("smtp", SMTPS, RELAY, RELAY_SMTPS))
 
 
-def client_service(name: str) -> Service:
-    """The master.cf service of one of CLIENTS: its TLS mode and how it finds credentials."""
-    return smtp_service(name, implicit=name in (SMTPS, RELAY_SMTPS), sender_auth=name == SMTPS, auth=name != DIRECT)
+def client_service(name: str, oauth2_maps: str | None = None) -> Service:
+    """The master.cf service of one of CLIENTS or OAUTH2_CLIENTS (then `oauth2_maps` is its
+    password maps): its TLS mode and how it finds credentials."""
+    base = _untwin(name)
+    return smtp_service(name, implicit=base in (SMTPS, RELAY_SMTPS), sender_auth=base in (SMTPS, "smtp"),
+                        auth=base != DIRECT, oauth2_maps=oauth2_maps if base != name else None)
 
 
-def smtp_service(name: str, implicit: bool, sender_auth: bool = True, auth: bool = True) -> Service:
-    """A client transport (master.cf `smtp` service) with its TLS mode and SASL lookups."""
+def smtp_service(name: str, implicit: bool, sender_auth: bool = True, auth: bool = True,
+                 oauth2_maps: str | None = None) -> Service:
+    """A client transport (master.cf `smtp` service) with its TLS mode and SASL lookups;
+    with `oauth2_maps`, XOAUTH2 only, with the tokens (postconf(5) smtp_sasl_mechanism_filter)."""
     options = [("syslog_name", f"postfix/{name}")]
     if implicit:
         options += [("smtp_tls_wrappermode", "yes"), ("smtp_tls_security_level", "encrypt")]
@@ -176,4 +220,9 @@ def smtp_service(name: str, implicit: bool, sender_auth: bool = True, auth: bool
         options.append(("smtp_sasl_auth_enable", "no"))
     elif not sender_auth:
         options.append(("smtp_sender_dependent_authentication", "no"))
+    if oauth2_maps and auth:
+        # a token the relay refuses (revoked, expired early) defers the mail, never bounces
+        # it, whatever main.cf says (postconf(5) smtp_sasl_auth_soft_bounce)
+        options += [("smtp_sasl_mechanism_filter", "xoauth2"), ("smtp_sasl_password_maps", oauth2_maps),
+                    ("smtp_sasl_auth_soft_bounce", "yes")]
     return Service(name, "unix", "smtp", tuple(options))

@@ -24,6 +24,8 @@ and the mail goes to DEFAULT_RELAY_HOST. Otherwise the relay gets its own creden
 sender_transport: `smtp`/relaykit_smtps look credentials up by sender, relaykit_relay(_smtps)
 by relay only, and direct delivery goes through relaykit_direct, which never
 authenticates: an MX is a third party and gets no credential, even over TLS.
+A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
+(relaykit_oauth2...: core/routetables.py), which presents tokens and nothing else.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class Decision:
     def transport(self) -> str:
         if not self.nexthops:
             return DIRECT
-        return client_transport(self.nexthops[0].implicit_tls, by_relay=self.relay_only)
+        oauth2 = bool(self.logins) and self.logins[0] is not None and self.logins[0].oauth2 is not None
+        return client_transport(self.nexthops[0].implicit_tls, by_relay=self.relay_only, oauth2=oauth2)
 
     @property
     def table_value(self) -> str:
@@ -132,8 +135,9 @@ class Router:
         by_recipient = self._recipient_route(recipient)
         if by_recipient:  # its transport looks credentials up by next hop only
             hops = by_recipient.nexthops
-            return Resolution(sender, recipient, hops, by_recipient.origin, self.logins.get(hops[0]),
-                              tls_required=True, transport=recipient_transport(hops[0].implicit_tls),
+            login = self.logins.get(hops[0])
+            return Resolution(sender, recipient, hops, by_recipient.origin, login, tls_required=True,
+                              transport=recipient_transport(hops[0].implicit_tls, bool(login and login.oauth2)),
                               logins=tuple(self.logins.get(hop) for hop in hops),
                               implicit_tls=hops[0].implicit_tls, by_recipient=True)
         decision = self.decide(_sender_keys(sender))

@@ -67,6 +67,23 @@ def _first_line(text: bytes) -> bytes:
     return text.splitlines()[0] if text else b""
 
 
+def _xoauth2(user: str, token: str):
+    """smtplib's authobject for XOAUTH2: the initial response, then an empty answer to the
+    error challenge a server sends before its 535 (Gmail's JSON)."""
+    def respond(challenge: bytes | None = None) -> str:
+        return f"user={user}\x01auth=Bearer {token}\x01\x01" if challenge is None else ""
+    return respond
+
+
+def _login(smtp: smtplib.SMTP, login: Login, password: str | None) -> tuple[int, bytes]:
+    if login.oauth2:  # the mechanism Postfix's OAuth2 clients use, and nothing else
+        offered = smtp.esmtp_features.get("auth", "").upper().split()
+        if "XOAUTH2" not in offered:
+            raise smtplib.SMTPException(f"the relay does not offer AUTH XOAUTH2 (it offers {' '.join(offered)})")
+        return smtp.auth("XOAUTH2", _xoauth2(login.user, password or ""), initial_response_ok=True)
+    return smtp.login(login.user, password)
+
+
 def _converse(smtp: smtplib.SMTP, out: Session, host: str, port: int, implicit: bool, verified: bool,
               context: ssl.SSLContext, sender: str, recipient: str, login: Login | None,
               password: str | None, data: bytes) -> None:
@@ -97,13 +114,14 @@ def _converse(smtp: smtplib.SMTP, out: Session, host: str, port: int, implicit: 
         raise StepFailed(f"the relay offers no AUTH, but the route logs in as {login.user}")
     else:
         try:
-            code, text = smtp.login(login.user, password)
+            code, text = _login(smtp, login, password)
         except smtplib.SMTPAuthenticationError as exc:
             code, text = exc.smtp_code, exc.smtp_error
         except smtplib.SMTPException as exc:  # e.g. no mechanism in common
             out.step(False, "AUTH", str(exc))
             raise StepFailed(f"AUTH as {login.user} failed: {out.scrub(str(exc))}") from None
-        out.reply("AUTH", code, text, (235,), f" (as {login.user}, from {login.origin})")
+        how = ", XOAUTH2" if login.oauth2 else ""
+        out.reply("AUTH", code, text, (235,), f" (as {login.user}, from {login.origin}{how})")
     code, text = smtp.mail(sender)
     out.reply("MAIL FROM", code, text, (250,))
     code, text = smtp.rcpt(recipient)

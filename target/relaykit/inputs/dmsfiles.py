@@ -11,6 +11,9 @@ start of a line makes a comment, blank lines are ignored.
                               domain|.domain [host]:port   mail TO a domain via a relay
     postfix-sasl-password.cf  @domain  user:password  credentials by sender domain
                               [host]:port user:pass   credentials by relay
+    postfix-oauth2.cf         <key> <provider> <user> name=value...
+                              XOAUTH2 to the relay of <key> (as in postfix-sasl-password.cf)
+                              with tokens relaykit fetches; provider microsoft, google, generic
     postfix-accounts.cf       user@domain|{SCHEME}hash
     postfix-virtual.cf        alias@domain  target[,target...]
 
@@ -26,11 +29,11 @@ from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
-from relaykit.inputs.env import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
-from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
+from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
+from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule
 from relaykit.secret import Secret
 
-__all__ = ["ACCOUNTS", "RECIPIENT_RELAYMAP", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load", "load_accounts", "rows"]
+__all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load", "load_accounts", "rows"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,60 @@ def parse_credential_row(row: Row, secure: object = ()) -> Credential:
     return Credential(key, user, Secret(password), row.origin)
 
 
+def parse_oauth2_row(row: Row, secure: object = ()) -> OAuth2Credential:
+    """`<key> <provider> <user> name=value...`; a secret as `client_secret=...` (the file
+    must then be 0600) or `client_secret_file=/path` (read here, one line)."""
+    if len(row.fields) < 3:
+        raise RelaykitError("expected '<@domain|[host]:port> <provider> <user> name=value...', "
+                            f"found {len(row.fields)} fields")
+    key = credential_key(row.fields[0], secure)
+    if key.startswith("@."):
+        raise RelaykitError("OAuth2 credentials are keyed by @domain, an address or a relay, not @.domain")
+    provider = validate.oauth2_provider(row.fields[1])
+    user = validate.username(row.fields[2])
+    fields: dict[str, str] = {}
+    secrets: dict[str, Secret] = {}
+    for text in row.fields[3:]:
+        name, eq, value = text.partition("=")
+        if not eq or not name:
+            raise RelaykitError(f"expected name=value, found {text.split('=')[0]!r}")
+        base = name[:-5] if name.endswith("_file") and name[:-5] in validate.OAUTH2_SECRETS else name
+        if base in fields or base in secrets:
+            raise RelaykitError(f"{base} is given twice")
+        if base != name:
+            secrets[name[:-5]] = Secret(_read_secret_file(value, name))
+        else:
+            fields[name] = value
+    validate.oauth2_fields(provider, fields, set(secrets))
+    inline = {name: Secret(fields.pop(name)) for name in validate.OAUTH2_SECRETS if name in fields}
+    return OAuth2Credential(key, provider, user, tuple(sorted(fields.items())),
+                            tuple(sorted({**secrets, **inline}.items())), row.origin, inline=bool(inline))
+
+
+def _read_secret_file(path: str, name: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = file.read().rstrip("\r\n")
+    except OSError as exc:
+        raise RelaykitError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if not value or "\n" in value or validate.has_control_char(value):
+        raise RelaykitError(f"{name}: {path} must hold one non-empty line")
+    return value
+
+
+def load_oauth2(config_dir: Path, secure: object = ()) -> tuple[OAuth2Credential, ...]:
+    """postfix-oauth2.cf. A secret written in the file itself is refused unless only its
+    owner can read the file (mode 0600): relaykit keeps secrets out of readable files."""
+    path = config_dir / OAUTH2
+    creds = _collect(path, parse_oauth2_row, secure)
+    inline = [c for c in creds if c.inline]
+    if inline and path.stat().st_mode & 0o077:
+        raise ConfigError(f"holds a client secret or refresh token, but others may read it "
+                          f"(mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}, or give the secret as "
+                          "client_secret_file= / refresh_token_file=", inline[0].origin)
+    return creds
+
+
 def parse_account_row(row: Row, secure: object = ()) -> Account:
     address, bar, hash_ = " ".join(row.fields).partition("|")
     if not bar or "@" not in address:
@@ -159,7 +216,14 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
         errors.extend(exc.errors)
     except ConfigError as exc:
         errors.append(exc)
+    oauth2: tuple = ()
+    try:
+        oauth2 = load_oauth2(config_dir, secure)
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
+    except ConfigError as exc:
+        errors.append(exc)
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return ConfigFiles(*results, relaymap_exists=relaymap.exists(), sasl_exists=sasl.exists(),
-                       recipient_rules=recipient_rules)
+                       recipient_rules=recipient_rules, oauth2=oauth2)

@@ -26,6 +26,7 @@ VIRTUAL = "postfix-virtual.cf"
 # `service/type/parameter=value` lines.
 POSTFIX_MAIN = "postfix-main.cf"
 POSTFIX_MASTER = "postfix-master.cf"
+OAUTH2 = "postfix-oauth2.cf"  # XOAUTH2 credentials: tokens fetched by relaykit (run/oauth2.py)
 
 
 def config_dir(environ: Mapping[str, str] = os.environ) -> str:

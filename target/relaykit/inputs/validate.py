@@ -335,3 +335,47 @@ def address(value: str, what: str = "address", *, table_key: bool = False) -> st
             if char in local:
                 raise RelaykitError(f"{what} must not contain {char!r}: {value!r}")
     return f"{local}@{domain(dom, what)}"
+
+
+# --- OAuth2 (XOAUTH2) credentials: postfix-oauth2.cf, `setup relay add-oauth2` ---
+
+# provider -> (required fields, optional fields). A secret field (client_secret,
+# refresh_token) may instead be given as <name>_file=/path (Docker/Kubernetes secrets).
+OAUTH2_PROVIDERS = {
+    # Microsoft 365: the client-credentials flow of an app registration with SMTP.SendAsApp
+    "microsoft": (("tenant", "client_id"), ("client_secret", "certificate", "authority", "scope")),
+    # Google: a refresh token of the account (scope https://mail.google.com/)
+    "google": (("client_id", "client_secret", "refresh_token"), ("token_url", "scope")),
+    # any OAuth2 token endpoint: refresh_token grant if one is given, else client credentials
+    "generic": (("token_url", "client_id"), ("client_secret", "refresh_token", "scope")),
+}
+OAUTH2_SECRETS = ("client_secret", "refresh_token")
+
+
+def oauth2_provider(value: str) -> str:
+    if value.lower() not in OAUTH2_PROVIDERS:
+        raise RelaykitError(f"unknown OAuth2 provider {value!r}: use {', '.join(OAUTH2_PROVIDERS)}")
+    return value.lower()
+
+
+def oauth2_fields(provider: str, fields: dict[str, str], secrets: set[str]) -> None:
+    """Check the `name=value` fields of one OAuth2 credential (values of secret fields are
+    never shown). `secrets`: the secret fields given (inline or by *_file)."""
+    required, optional = OAUTH2_PROVIDERS[provider]
+    for name, value in fields.items():
+        if name not in required and name not in optional:
+            raise RelaykitError(f"{provider}: unknown field {name!r} (known: {', '.join(required + optional)})")
+        if name in OAUTH2_SECRETS:
+            if not value or _bad_char(value) is not None:
+                raise RelaykitError(f"{name} is empty or contains whitespace, '#' or control characters")
+            continue
+        field(value, name)
+        if name in ("token_url", "authority") and not value.lower().startswith("https://"):
+            raise RelaykitError(f"{name} must be an https:// URL (tokens never travel in clear): {value!r}")
+    missing = [name for name in required if name not in fields and name not in secrets]
+    if provider == "microsoft" and not ({"client_secret", "certificate"} & (set(fields) | secrets)):
+        missing.append("client_secret (or certificate)")
+    if provider == "microsoft" and {"client_secret", "certificate"} <= (set(fields) | secrets):
+        raise RelaykitError("microsoft: give client_secret or certificate, not both")
+    if missing:
+        raise RelaykitError(f"{provider}: missing {', '.join(missing)}")

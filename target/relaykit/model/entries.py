@@ -58,6 +58,32 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class OAuth2Credential:
+    """A postfix-oauth2.cf entry: log in to the relay with XOAUTH2 as `user`, with access
+    tokens relaykit gets from the provider's token endpoint (run/oauth2.py).
+
+    `key` as a Credential's. `provider`: "microsoft" (client credentials: tenant,
+    client_id, client_secret or certificate), "google" (refresh token: client_id,
+    client_secret, refresh_token) or "generic" (token_url, client_id, client_secret, and a
+    refresh_token or else the client-credentials grant). `options` are the non-secret
+    fields, `secrets` the others (read from their *_file when given so)."""
+
+    key: str
+    provider: str
+    user: str
+    options: tuple[tuple[str, str], ...]
+    secrets: tuple[tuple[str, Secret], ...]
+    origin: Origin
+    inline: bool = False  # a secret is written in the file itself (which must then be 0600)
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(name, default)
+
+    def secret(self, name: str) -> Secret | None:
+        return dict(self.secrets).get(name)
+
+
+@dataclass(frozen=True)
 class Account:
     address: str
     password_hash: Secret
@@ -90,6 +116,7 @@ class ConfigFiles:
     relaymap_exists: bool = False
     sasl_exists: bool = False
     recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
+    oauth2: tuple[OAuth2Credential, ...] = ()  # postfix-oauth2.cf (files store only)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from relaykit.model.entries import Origin, Override
+from relaykit.model.entries import OAuth2Credential, Origin, Override
 from relaykit.model.nexthop import NextHop
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
 RELAYHOST_MAP = "relayhost_map"
 SASL_PASSWD = "sasl_passwd"
 TLS_POLICY = "tls_policy"
+# XOAUTH2 relays (core/oauth2.py): the current access tokens, `key user:token` like
+# sasl_passwd (0600, rewritten by the daemon as tokens are refreshed), and every OAuth2
+# key, so that a key without a current token makes Postfix defer instead of sending
+# without a login.
+SASL_OAUTH2 = "sasl_passwd_oauth2"
+OAUTH2_KEYS = "sasl_passwd_oauth2_keys"
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Login:
     key: str
     user: str
     origin: Origin
+    oauth2: str | None = None  # the provider when it logs in with XOAUTH2 and tokens
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ class Plan:
     # postconf -P), and the user's overrides these and `params` carry (core/overrides.py).
     service_params: dict[str, str] = field(default_factory=dict)
     overrides: tuple[Override, ...] = ()
+    oauth2: tuple[OAuth2Credential, ...] = ()  # whose tokens relaykit fetches (run/oauth2.py)
 
     @property
     def configured(self) -> bool:
@@ -137,4 +145,5 @@ def combine(*plans: Plan) -> Plan:
         recipient_routes=tuple(r for p in plans for r in p.recipient_routes),
         service_params={k: v for p in plans for k, v in p.service_params.items()},
         overrides=tuple(o for p in plans for o in p.overrides),
+        oauth2=tuple(c for p in plans for c in p.oauth2),
     )

@@ -116,7 +116,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     for scratch in directory.glob(".relaykit-edit-*"):  # a killed run's copy (Postfix._edit)
         shutil.rmtree(scratch, ignore_errors=True)
     changed_tables = []
-    to_compile = []
+    to_compile: dict[str, list[Path]] = {}  # by table type: a table may have a type of its own
     for table in plan.tables:
         path = directory / table.name
         compiled = _compiled(path, table.kind or plan.table_type) if table.indexed else None
@@ -128,8 +128,9 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
         # between writing the source and postmap would leave an old compiled table that
         # looks newer than its source. The ctime of the source is when we last wrote it.
         if compiled and (written or not compiled.exists() or compiled.stat().st_mtime < path.stat().st_ctime):
-            to_compile.append(path)
-    postfix.postmap(plan.table_type, to_compile)
+            to_compile.setdefault(table.kind or plan.table_type, []).append(path)
+    for kind, paths in to_compile.items():
+        postfix.postmap(kind, paths)
     for table in plan.tables:
         compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
         if table.secret and compiled and compiled.exists():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from relaykit import log
 from relaykit.core import overrides, overview
-from relaykit.core.plan import build
+from relaykit.core.plan import build, with_tokens
 from relaykit.core.submission import tls_files
 from relaykit.edges import system
 from relaykit.edges.dovecot import layout_for
@@ -24,6 +24,7 @@ from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan, combine
 from relaykit.model.settings import Settings
+from relaykit.run import oauth2
 from relaykit.run.apply import Changes, apply, apply_dovecot
 from relaykit.stores import open_store
 
@@ -85,26 +86,30 @@ def summary(plan: Plan) -> str:
     return overview.summary(plan)
 
 
-def apply_prepared(prepared: Prepared) -> Changes:
+def apply_prepared(prepared: Prepared, tokens: Mapping | None = None) -> Changes:
     """Everything a prepared configuration changes: Dovecot's files and the certificate
-    (when submission is on), then Postfix's. Shared by `configure` and live reload."""
+    (when submission is on), then Postfix's, with the current OAuth2 access tokens
+    (`{key: Secret}`, run/oauth2.py). Shared by `configure` and live reload."""
     for warning in prepared.plan.warnings:
         log.warn(warning)
     dovecot_changed = False
     if prepared.settings.submission and prepared.settings.submission.enabled:
         dovecot_changed = prepare_submission(prepared)
-    changes = apply(prepared.plan, prepared.postfix)
+    changes = apply(with_tokens(prepared.plan, tokens or {}), prepared.postfix)
     return Changes(changes.tables, changes.params, dovecot_config=dovecot_changed)
 
 
-def configure(environ: Mapping[str, str] = os.environ) -> tuple[Plan, Changes]:
+def configure(environ: Mapping[str, str] = os.environ, keeper: oauth2.TokenKeeper | None = None
+              ) -> tuple[Plan, Changes]:
+    """Apply once. OAuth2 tokens: fetched once here, or by the daemon's `keeper`."""
     prepared = prepare(environ)
     for report in prepared.settings.dms_reports:  # once per start, not per live reload
         log.warn(report)
     for report in dmsvars.audit_files(prepared.settings.config_dir):
         log.warn(report)
     prepared.store.prepare()
-    changes = apply_prepared(prepared)
+    tokens = keeper.sync(prepared.plan.oauth2) if keeper else oauth2.fetch_once(prepared.plan.oauth2)
+    changes = apply_prepared(prepared, tokens)
     log.info(summary(prepared.plan))
     if log.enabled("debug"):  # one line per sender: only worth building when shown
         for line in overview.describe(prepared.plan):

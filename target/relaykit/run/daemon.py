@@ -15,6 +15,8 @@ one loop in the main thread that handles, one at a time, everything that can hap
 Postfix's log (maillog_file = /dev/stdout) passes through us (run/logpump.py): written
 to stdout as text or JSON (LOG_FORMAT) and counted for the metrics (METRICS_PORT,
 relaykit/metrics.py), which also count reloads and read the queue at each scrape.
+  OAuth2 tokens changed  re-apply with them (run/oauth2.TokenKeeper, its own thread):
+                         only the token table changes, and Postfix needs no reload
 
 Events come from signal handlers, the inotify watcher thread and one waiter thread per
 service through a SimpleQueue (its put() is safe in a signal handler), so the main thread
@@ -43,7 +45,9 @@ from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, RelaykitError, UsageError
 from relaykit.inputs.settings import config_dir, env_file, load
 from relaykit.model.settings import Settings
+from relaykit.model.plan import SASL_OAUTH2
 from relaykit.run import watch
+from relaykit.run.oauth2 import TokenKeeper
 from relaykit.run.apply import Changes
 from relaykit.run.logpump import LogPump
 from relaykit.run.configure import apply_prepared, configure, prepare, summary
@@ -143,7 +147,10 @@ class PostfixMaster(Service):
         # indexed table that daemons would re-open by themselves: trivial-rewrite only
         # notices that a table changed when it accepts a new client, and qmgr stays
         # connected, so a new route could go unused for minutes (README, "Live reload").
-        return bool(changes.params or changes.tables)
+        # But not for new OAuth2 tokens: only smtp(8) reads that table, and each smtp
+        # process re-opens a changed table before its next delivery ("table ... has
+        # changed -- restarting"), so no mail waits and no process is disturbed.
+        return bool(changes.params or set(changes.tables) - {SASL_OAUTH2})
 
 
 class Dovecot(Service):
@@ -184,6 +191,7 @@ class Supervisor:
         self.certificates: tuple[Path, ...] = ()  # SSL_CERT_PATH, SSL_KEY_PATH: watched
         self.certificate_state = ""
         self.config_dirs: tuple[Path, ...] = ()  # a change there re-applies the configuration
+        self.keeper = TokenKeeper(lambda: self.events.put(("tokens",)))
 
     # what goes into the queue
     def _on_signal(self, signum: int, frame) -> None:
@@ -195,7 +203,7 @@ class Supervisor:
     # lifecycle
     def run(self) -> int:
         started = time.monotonic()
-        configure(self.environ)  # ConfigError -> exit 1 with file:line: refuse to start
+        configure(self.environ, self.keeper)  # ConfigError -> exit 1 with file:line: refuse to start
         settings = load(self.environ)
         if settings.metrics_port:
             self._serve_metrics(settings)
@@ -243,6 +251,9 @@ class Supervisor:
                 log.error(f"{service.name} exited unexpectedly (status {status}): stopping")
                 self._stop_all()
                 return 1
+            if event[0] == "tokens":
+                self.reconfigure("oauth2 tokens")
+                continue
             if event[0] == "changed":
                 paths = {Path(p) for p in event[1]}
                 renewed = self._certificate_renewed(paths)
@@ -283,7 +294,7 @@ class Supervisor:
         started = time.monotonic()
         try:
             prepared = prepare(self.environ)
-            changes = apply_prepared(prepared)
+            changes = apply_prepared(prepared, self.keeper.sync(prepared.plan.oauth2))
         except ConfigError as exc:
             metrics.reload("refused")
             log.error(f"{exc}\nconfiguration not applied: still running the last good one")
@@ -330,6 +341,7 @@ class Supervisor:
     def _stop_all(self) -> int:
         """SIGTERM every running service (last started first), wait, SIGKILL stragglers."""
         self.watch_stop.set()
+        self.keeper.stop()
         running = [s for s in reversed(self.services) if s.process and s.process.poll() is None]
         for service in running:
             service.stop()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 
 from relaykit.edges.editor import set_line
-from relaykit.inputs.env import ACCOUNTS, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
+from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
 from relaykit.secret import Secret
 
 _FILES = {"relays": RELAYMAP, "recipient relays": RECIPIENT_RELAYMAP, "credentials": SASL_PASSWORD,
-          "accounts": ACCOUNTS, "aliases": VIRTUAL}  # stores/protocol.py's kinds
+          "accounts": ACCOUNTS, "aliases": VIRTUAL, "oauth2": OAUTH2}  # stores/protocol.py's kinds
 
 
 class FileStore:
@@ -79,6 +79,14 @@ class FileStore:
 
     def remove_credential(self, key: str) -> bool:
         return set_line(self.where("credentials"), key, None)
+
+    # OAuth2 credentials (postfix-oauth2.cf: `key provider user name=value...`; it may hold a
+    # client secret or refresh token, so it is 0600)
+    def set_oauth2(self, key: str, fields: tuple[str, ...]) -> bool:
+        return set_line(self.where("oauth2"), key, "\t".join((key, *fields)), new_mode=0o600)
+
+    def remove_oauth2(self, key: str) -> bool:
+        return set_line(self.where("oauth2"), key, None)
 
     # accounts (submission logins) and aliases: DMS's postfix-accounts.cf, postfix-virtual.cf
     def set_account(self, address: str, password_hash: Secret) -> bool:

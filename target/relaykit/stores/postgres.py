@@ -17,6 +17,7 @@ from relaykit.core import pgsql, submission
 from relaykit.core.dovecot import Passdb
 from relaykit.errors import ConfigError, RelaykitError
 from relaykit.inputs import validate
+from relaykit.inputs.env import OAUTH2
 from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Plan
@@ -68,6 +69,21 @@ def _domain_of(key: str) -> str:
     return key.rpartition("@")[2]
 
 
+OAUTH2_FILES_ONLY = ("OAuth2 credentials are supported with the files store only (postfix-oauth2.cf), "
+                     "not with RELAYKIT_DATABASE_URL")
+
+
+def _refuse_oauth2_file(settings: Settings) -> None:
+    """An OAuth2 file next to a database store would be silently ignored: refuse it."""
+    path = settings.config_dir / OAUTH2
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    except OSError:
+        return
+    if lines:
+        raise ConfigError(OAUTH2_FILES_ONLY, Origin(str(path)))
+
+
 class PostgresStore:
     def __init__(self, url: str) -> None:
         self._url = url
@@ -78,6 +94,7 @@ class PostgresStore:
 
     # planning: Postfix asks the database itself (core/pgsql.py)
     def plan(self, settings: Settings, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
+        _refuse_oauth2_file(settings)
         relay = pgsql.build(settings, table_type)
         login_map = relay.params["smtpd_sender_login_maps"]  # the database's accounts and aliases
         return submission.add_to(relay, settings, ConfigFiles(), table_type, networks, login_map)
@@ -220,6 +237,12 @@ class PostgresStore:
                 "UPDATE relaykit.relay_hosts SET username = %s, password = %s WHERE id = %s "
                 "AND (username, password) IS DISTINCT FROM (%s, %s)",
                 (user, password.reveal(), relay_id, user, password.reveal())).rowcount > 0
+
+    def set_oauth2(self, key: str, fields: tuple[str, ...]) -> bool:
+        raise RelaykitError(OAUTH2_FILES_ONLY)
+
+    def remove_oauth2(self, key: str) -> bool:
+        raise RelaykitError(OAUTH2_FILES_ONLY)
 
     def remove_credential(self, key: str) -> bool:
         with self._tx():

@@ -18,8 +18,8 @@ from relaykit.model.settings import Settings
 from relaykit.secret import Secret
 
 # The kinds of entry `where` names, for messages ("removed from <where>").
-RELAYS, RECIPIENT_RELAYS, CREDENTIALS, ACCOUNTS, ALIASES = (
-    "relays", "recipient relays", "credentials", "accounts", "aliases")
+RELAYS, RECIPIENT_RELAYS, CREDENTIALS, ACCOUNTS, ALIASES, OAUTH2 = (
+    "relays", "recipient relays", "credentials", "accounts", "aliases", "oauth2")
 
 
 @runtime_checkable
@@ -55,6 +55,12 @@ class Store(Protocol):
     def set_credential(self, key: str, user: str, password: Secret) -> bool: ...
 
     def remove_credential(self, key: str) -> bool: ...
+
+    def set_oauth2(self, key: str, fields: tuple[str, ...]) -> bool:
+        """An OAuth2 credential: `fields` are provider, user and name=value (the files
+        store only; the database store refuses)."""
+
+    def remove_oauth2(self, key: str) -> bool: ...
 
     def set_account(self, address: str, password_hash: Secret) -> bool: ...
 

@@ -42,6 +42,8 @@ def describe(r: Resolution) -> list[str]:
                   f"tls:        {_tls(r)}"]
         for hop, login in zip(r.nexthops, r.logins):
             who = f"{login.user} (from {login.origin})" if login else "none (no credentials)"
+            if login and login.oauth2:
+                who += f", AUTH XOAUTH2 only, with a {login.oauth2} access token relaykit fetches and renews"
             lines.append(f"login:      {hop}: {who}")
     why = str(r.origin) if r.origin else "no rule matched"
     if r.by_recipient:

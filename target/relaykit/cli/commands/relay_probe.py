@@ -3,7 +3,9 @@ would take for it, and print each SMTP step with the relay's reply, as people de
 relays with swaks.
 
 The route and the login come from the plan (core/routing.resolve), the password from the
-plan's sasl_passwd table (the only place it lives besides the user's files). It follows
+plan's sasl_passwd table (the only place it lives besides the user's files). An OAuth2
+login (postfix-oauth2.cf) gets a fresh access token from its token endpoint and speaks
+AUTH XOAUTH2, as Postfix's OAuth2 client does; the token is never printed either. It follows
 relaykit's rule for relays, from the route's next hop itself (model/nexthop.py): TLS first
 (STARTTLS, or implicit TLS wherever Postfix speaks it: ports 465/2465 or `smtps:`), no
 credentials over a connection that is not encrypted, and the certificate verified where
@@ -31,6 +33,7 @@ from relaykit.inputs import validate
 from relaykit.model.nexthop import SECURE
 from relaykit.model.plan import SASL_PASSWD, Login, Plan
 from relaykit.run.configure import routing
+from relaykit.run.oauth2 import TokenError, endpoint, fetch
 
 
 def _password(plan: Plan, login: Login) -> str:
@@ -40,6 +43,20 @@ def _password(plan: Plan, login: Login) -> str:
     if line is None:  # the plan always writes a login's line: this is a bug, not input
         raise RelaykitError(f"no password for {login.key} in the plan")
     return line[len(prefix):]
+
+
+def _token(files, login: Login) -> str:
+    """A fresh access token for an OAuth2 login, from its token endpoint (printed: where
+    from and for how long, never the token)."""
+    cred = next(c for c in files.oauth2 if c.key == login.key)
+    try:
+        token = fetch(cred)
+    except TokenError as exc:
+        print(f"  FAIL token     from {endpoint(cred)}: {exc.message}", flush=True)
+        raise StepFailed(f"no OAuth2 token for {login.user}: {exc.message} (Postfix keeps this mail deferred)") \
+            from None
+    print(f"  ok   token      from {endpoint(cred)} ({cred.provider}), valid {token.lifetime:.0f}s", flush=True)
+    return token.value.reveal()
 
 
 def _message(sender: str, recipient: str, route: str) -> bytes:
@@ -55,15 +72,21 @@ def _message(sender: str, recipient: str, route: str) -> bytes:
 
 def main(args: list[str]) -> int:
     sender, recipient = validate.address(args[0], "sender"), validate.address(args[1], "recipient")
-    settings, _, plan = routing()
+    settings, files, plan = routing()
     route = resolve(plan, sender, recipient)
     if route.direct:
         raise RelaykitError(f"mail from {sender} is not relayed ({route.origin or 'no relay matches'}): "
                             "Postfix delivers it directly to the recipient's MX; nothing to test")
     hop = route.nexthops[0]
-    password = _password(plan, route.login) if route.login else None
     login = f"{route.login.user} ({route.login.origin})" if route.login else "none"
+    oauth2 = bool(route.login and route.login.oauth2)
+    if oauth2:
+        login += f", XOAUTH2 ({route.login.oauth2})"
     print(f"route: {sender} -> {hop} (rule {route.origin}); login: {login}; TLS required", flush=True)
+    if oauth2:
+        password = _token(files, route.login)
+    else:
+        password = _password(plan, route.login) if route.login else None
     if len(route.nexthops) > 1:
         print(f"  (testing the first of {len(route.nexthops)} relays: {', '.join(route.nexthops)})")
     if not hop.bracketed:

@@ -47,7 +47,7 @@ def list_relays(args: list[str]) -> int:
         table.add_column(column)
     for row in found:
         relay = ", ".join(row.relays) if row.relays else "direct (MX)"
-        cells = (row.sender, relay, row.tls or "-", row.user or "-", "********" if row.user else "-", row.rule,
+        cells = (row.sender, relay, row.tls or "-", row.user or "-", row.secret, row.rule,
                  row.credentials or "-")
         table.add_row(*(Text(cell) for cell in cells))
     ui.console().print(table)
