@@ -17,7 +17,7 @@ from relaykit.core.submission import tls_files
 from relaykit.edges import system
 from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
-from relaykit.errors import ConfigError, ConfigErrors
+from relaykit.errors import ConfigErrors
 from relaykit.inputs import dmsvars
 from relaykit.inputs import overrides as override_files
 from relaykit.inputs.settings import load
