@@ -155,33 +155,41 @@ def test_import_moves_a_dms_config_dir_into_the_database(env, pgdb):
 
 
 @pytest.mark.parametrize("line", ["@b.test smtps:[relay.test]:587", "@b.test smtp:[relay.test]:465",
-                                  "@.b.test [relay.test]:587"])
-def test_import_refuses_what_the_database_cannot_hold_naming_the_line(env, pgdb, line):
+                                  "@.b.test [relay.test]:587", "@.b.test", "nobody@b.test [relay.test]:587",
+                                  "nobody@b.test"])
+def test_import_holds_every_rule_of_the_files_as_the_files_say_it(env, pgdb, line):
     env.write("postfix-relaymap.cf", f"@a.test [relay.test]:587\n{line}\n")
+    env.write("postfix-recipient-relaymap.cf", "partner.example smtps:[r.test]:587\n.partner.example [r.test]:25\n")
+    env.write("postfix-sasl-password.cf", "@.b.test wild:pw1\nnobody@b.test addr:pw2\n")
     env.vars.update(pgdb.vars())
     result = env.run("setup", "relay", "import")
-    assert result.returncode == 1
-    assert "postfix-relaymap.cf:2" in result.stderr and "database store" in result.stderr
-    assert pgdb.sql("SELECT count(*) FROM relaykit.domains") == [(0,)]
+    assert result.returncode == 0, result.stderr
+
+    def as_written(files):
+        return ({r.sender: tuple(h.written for h in r.nexthops) for r in files.relay_rules},
+                {r.sender: tuple(h.written for h in r.nexthops) for r in files.recipient_rules},
+                {c.key: (c.user, c.password.reveal()) for c in files.credentials})
+
+    assert as_written(PostgresStore(pgdb.url).load()) == as_written(FileStore(env.config_dir).load())
 
 
-def test_a_tls_mode_against_the_port_is_refused_by_the_database_store(env, pgdb):
+def test_a_tls_mode_against_the_port_is_kept_by_the_database_store(env, pgdb):
     env.vars.update(pgdb.vars())
-    refused = env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "587")
-    assert refused.returncode == 1 and "implicit TLS by port" in refused.stderr, refused.stderr
-    assert "Traceback" not in refused.stderr
-    assert pgdb.sql("SELECT count(*) FROM relaykit.relay_hosts") == [(0,)]
-    # the same mode as the port's: the prefix is dropped, nothing to refuse
+    assert env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "587").returncode == 0
+    assert {r.sender: r.nexthops[0].written for r in PostgresStore(pgdb.url).load().relay_rules} == {
+        "@a.test": "smtps:[relay.test]:587"}
+    # the same mode as the port's: the prefix is dropped, the typed tables hold it
     assert env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "465").returncode == 0
-    assert pgdb.sql("SELECT nexthop FROM relaykit.relay_hosts") == [("[relay.test]:465",)]
+    assert pgdb.sql("SELECT sender_key, nexthops FROM relaykit.sender_relays") == [("@a.test", "[relay.test]:465")]
+    assert pgdb.sql("SELECT count(*) FROM relaykit.sender_rules") == [(0,)]
 
 
-def test_recipient_rules_are_refused_by_the_database_store(env, pgdb):
-    env.vars.update(pgdb.vars())
-    for command in (("add-recipient-domain", "partner.example", "r.test"), ("del-recipient-domain", "partner.example")):
-        result = env.run("setup", "relay", *command)
-        assert result.returncode == 1 and "not supported by the database store" in result.stderr, result.stderr
-    assert not (env.config_dir / "postfix-recipient-relaymap.cf").exists()
+def test_recipient_rules_work_in_either_store(store_env):
+    assert store_env.run("setup", "relay", "add-recipient-domain", ".partner.example", "r.test", "465").returncode == 0
+    assert {r.sender: r.nexthops for r in store_env.store().load().recipient_rules} == {
+        ".partner.example": ("[r.test]:465",)}
+    assert store_env.run("setup", "relay", "del-recipient-domain", ".partner.example").returncode == 0
+    assert store_env.store().load().recipient_rules == ()
 
 
 def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
@@ -223,7 +231,8 @@ def pgsql_lookup(env, name: str, key: str) -> str | None:
 def test_hostile_addresses_find_exactly_their_own_route(configured, address):
     env, db = configured
     assert pgsql_lookup(env, "pgsql-sender-relays.cf", address) == "[user.relay.test]:465"
-    assert pgsql_lookup(env, "pgsql-sender-relays.cf", address.replace("@", "x@")) is None
+    # another address of the domain: the domain's route (the chain's nearest rule)
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", address.replace("@", "x@")) == "[domain.relay.test]:587"
     assert db.sql("SELECT count(*) FROM relaykit.users") == [(len(HOSTILE) + 2,)]
 
 
@@ -232,13 +241,13 @@ def test_postfix_finds_domain_routes_credentials_and_this_nodes_default_relay(co
     assert pgsql_lookup(env, "pgsql-sender-relays.cf", "@example.com") == "[domain.relay.test]:587"
     assert pgsql_lookup(env, "pgsql-sasl-passwords.cf", "@example.com") == "apikey:dom'ain\\pw"
     assert pgsql_lookup(env, "pgsql-tls-policies.cf", "[user.relay.test]:465") == "encrypt"
-    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@managed.test") == "[default.relay.test]:2525"
-    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@optout.test") is None  # opted out
-    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@example.com") is None  # has its own
+    # this node's RELAY_HOST for a managed domain with no rule; an opt-out goes to the MX
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "ann@managed.test") == "[default.relay.test]:2525"
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "bob@optout.test") == "DUNNO"
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "x@unknown.test") is None
     assert pgsql_lookup(env, "pgsql-sender-logins.cf", "ann@managed.test") == "ann@managed.test"
     assert env.postfix.param("sender_dependent_relayhost_maps") == (
-        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-sender-relays.cf, "
-        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-default-relay.cf")
+        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-sender-relays.cf")
 
 
 def test_every_route_has_its_transport_implicit_tls_by_port(configured):
@@ -246,9 +255,8 @@ def test_every_route_has_its_transport_implicit_tls_by_port(configured):
     # a route of one address: credentials by relay only (the domain's are for its own route)
     assert pgsql_lookup(env, "pgsql-sender-transports.cf", HOSTILE[0]) == "relaykit_relay_smtps:[user.relay.test]:465"
     assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@example.com") == "smtp:[domain.relay.test]:587"
-    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@managed.test") is None
-    assert pgsql_lookup(env, "pgsql-default-transport.cf", "@managed.test") == "smtp:[default.relay.test]:2525"
-    assert pgsql_lookup(env, "pgsql-default-transport.cf", "@optout.test") is None
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@managed.test") == "smtp:[default.relay.test]:2525"
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@optout.test") == "DUNNO"
     assert "relaykit_smtps" in (env.postfix.config_dir / "master.cf").read_text()
 
 
