@@ -57,3 +57,45 @@ def test_a_change_on_any_of_three_nodes_is_used_by_the_others_for_their_next_mes
     finally:
         for node in nodes[1:]:
             node.stop()
+
+
+@pytest.mark.slow
+def test_relaykit_start_delivers_within_seconds_once_the_database_is_back(mailrun, tmp_path):
+    """Postfix alone takes 60-90 s (its pgsql client's retry interval); `relaykit start`
+    asks the database every 2 s and reloads Postfix and flushes the queue when it is back."""
+    import psycopg
+    from harness.postgres import PostgresServer
+
+    from relaykit.stores.db import upgrade
+
+    server = PostgresServer(tmp_path / "pg").create().start()
+    try:
+        name = server.database()
+        with psycopg.connect(server.url(name), autocommit=True) as conn:
+            upgrade(conn)
+        relay = mailrun.relay("relay")
+        mailrun.vars.update(RELAYKIT_DATABASE_URL=server.url(name))
+        mailrun.run("setup", "relay", "add-domain", "example.com", "127.0.0.1", str(relay.port))
+        daemon = mailrun.daemon()
+        mailrun.wait_received(mailrun.send("jane@example.com", "before@example.net"))
+
+        relay.rcpt_reply = "451 4.3.0 try later"  # one message waits in the queue
+        queued = mailrun.send("jane@example.com", "queued@example.net")
+        mailrun.postfix.wait_log(r"to=<queued@example\.net>.*status=deferred")
+        server.stop()
+        relay.rcpt_reply = None
+        daemon.wait_log("the database does not answer", timeout=10)
+        offset = len(mailrun.postfix.log())
+        mailrun.postfix.flush()  # tried while the database is down: deferred, not bounced
+        mailrun.postfix.wait_log(r"to=<queued@example\.net>.*status=deferred", after=offset)
+
+        server.start()
+        back = time.monotonic()
+        got = mailrun.wait_received(queued, timeout=30)
+        recovery = time.monotonic() - back
+        print(f"\ndatabase back -> queued message delivered in {recovery:.1f} s")
+        assert [r.name for r, _ in got] == ["relay"] and recovery < 15
+        daemon.wait_log("the database answers again: reloaded postfix")
+        assert "bounced" not in mailrun.postfix.log() and mailrun.postfix.queue() == []
+    finally:
+        server.stop()

@@ -134,6 +134,10 @@ class Postfix:
     def reload(self) -> None:
         self._run("postfix", "reload")
 
+    def flush(self) -> None:
+        """Deliver the deferred mail now (postqueue -f), not at its next retry time."""
+        self._run("postqueue", "-f")
+
     def stop(self) -> None:
         self._run("postfix", "stop")
 

@@ -32,11 +32,11 @@ class DatabaseError(RelaykitError):
     """The database cannot be reached or refused a statement."""
 
 
-def connect(url: str, what: str = "RELAYKIT_DATABASE_URL"):
+def connect(url: str, what: str = "RELAYKIT_DATABASE_URL", timeout: int = 10):
     import psycopg  # lazy: ~60 ms, paid only when a database is used (test_layers.LAZY)
 
     try:
-        return psycopg.connect(url, connect_timeout=10, application_name="relaykit")
+        return psycopg.connect(url, connect_timeout=timeout, application_name="relaykit")
     except psycopg.OperationalError as exc:
         # libpq's message names host/port/user, never the password
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
@@ -104,6 +104,15 @@ class PostgresStore:
             self._conn.autocommit = True  # transactions are explicit: `with conn.transaction()`
             ensure_current(self._conn)
         return self._conn
+
+    def reachable(self) -> bool:
+        """Whether the database answers a new connection now (within 3 s)."""
+        try:
+            with connect(self._url, timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except Exception:  # any failure means "not now": the caller asks again later
+            return False
+        return True
 
     def close(self) -> None:
         if self._conn is not None:
