@@ -192,8 +192,10 @@ def test_recipient_rules_work_in_either_store(store_env):
     assert store_env.store().load().recipient_rules == ()
 
 
-def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
-    env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
+@pytest.mark.parametrize("text", ["@a.test [relay.test]:587\n@b.test [relay.test]:99999\n",
+                                  "@a.test [relay.test]:587\n@a.test [other.test]:587\n"])
+def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb, text):
+    env.write("postfix-relaymap.cf", text)
     env.vars.update(pgdb.vars())
     result = env.run("setup", "relay", "import")
     assert result.returncode == 1
