@@ -5,6 +5,8 @@ suite, parametrized by store), and Postfix reads the result itself through pgsql
 from __future__ import annotations
 
 import grp
+import json
+import re
 import stat
 
 import pytest
@@ -361,3 +363,64 @@ def test_del_domain_and_del_auth_say_where_the_entry_was_in_either_store(store_e
     again = store_env.run("setup", "relay", "del-auth", "example.com")
     assert again.returncode == 1 and f"@example.com has no credentials in {sasl_where}" in again.stderr
     assert routes(store_env) == {} and logins(store_env) == {}
+
+
+# --- every configuration the README documents moves into the database, and reads the same ---
+
+README_FILES = {  # each line from a README example (Files, Routing beyond DMS)
+    "postfix-relaymap.cf": "@example.com [email-smtp.eu-west-1.amazonaws.com]:587\n@internal.example\n"
+                           "billing@example.com [smtp.mailgun.org]:587\nintern@example.com\n"
+                           "@.corp.example [smtp.corp.example]:587\n@eu.corp.example [eu-relay.corp.example]:587\n"
+                           "@dev.corp.example\n@example.org smtps:[smtp.relay.test]:2587\n"
+                           "@example.net smtp:[smtp.relay.test]:465\n@example.io [smtp.relay.test]:465\n"
+                           "@failover.example [smtp.eu.relay.test]:587,[smtp.us.relay.test]:587\n",
+    "postfix-sasl-password.cf": "@example.com AKIAEXAMPLE:secret\n[smtp.mailgun.org]:587 postmaster@mg.example.org:secret\n"
+                                "billing@example.com postmaster@mg.example.com:secret\n@.corp.example corp:secret\n"
+                                "[smtp.eu.relay.test]:587 eu-user:secret\n[smtp.us.relay.test]:587 us-user:secret\n",
+    "postfix-recipient-relaymap.cf": "outlook.com [smtp.company.example]:587\n"
+                                     ".blocked.example smtps:[smtp.company.example]:465\n",
+    "postfix-accounts.cf": "jane@example.com|{PLAIN}x\nann@managed.example|{PLAIN}y\n",
+    "postfix-virtual.cf": "sales@lists.corp.example jane@example.com\n",
+}
+PROBES = [(s, "bob@far.example") for s in (
+    "billing@example.com", "intern@example.com", "x@example.com", "a@x.corp.example", "a@eu.corp.example",
+    "a@dev.corp.example", "a@example.org", "a@example.net", "a@failover.example", "ann@managed.example",
+    "a@internal.example", "a@other.example", "sales@lists.corp.example")] + [
+    ("billing@example.com", "x@outlook.com"), ("a@x.corp.example", "y@a.blocked.example")]
+VARIABLES = {"RELAY_HOST": "default.relay.test", "RELAY_PORT": "587", "DEFAULT_RELAY_HOST": "[smarthost.test]:587",
+             "RELAY_USER": "node", "RELAY_PASSWORD": "node-pw"}
+
+
+def test_every_readme_configuration_imports_and_every_inspection_command_reads_the_same(env, pgdb):
+    """(The differential test covers configurations without relay variables.)"""
+    for name, text in README_FILES.items():
+        env.write(name, text)
+    env.vars.update(VARIABLES)
+    in_files = {"list": env.run("setup", "relay", "list", "--json").stdout,
+                "explain": [env.run("setup", "relay", "explain", *probe).stdout for probe in PROBES],
+                "check": env.run("setup", "relay", "check")}
+    assert in_files["check"].returncode == 0, in_files["check"].stderr
+    env.vars.update(pgdb.vars())
+    imported = env.run("setup", "relay", "import")
+    assert imported.returncode == 0, imported.stderr
+    for path in env.config_dir.iterdir():
+        path.unlink()
+    check = env.run("setup", "relay", "check")
+    assert check.returncode == 0, check.stderr
+
+    def parts(result) -> list[str]:  # the summary's relays, in any order (the database's is by key)
+        return sorted(result.stdout.split("configuration is valid: relay: ")[1].split("; "))
+
+    assert parts(check) == parts(in_files["check"])
+
+    def without_origins(text: str) -> str:  # file:line against table names: the rest must be equal
+        return re.sub(r"(\(from |matched:\s+|\"rule\": |\"credentials\": )\S+", r"\1<origin>", text)
+
+    def rows(text: str) -> list[dict]:  # origins aside; "(opted out)" stays
+        found = [{**row, "rule": row["rule"].partition(" ")[2], "credentials": bool(row["credentials"])}
+                 for row in json.loads(text)]
+        return sorted(found, key=json.dumps)
+
+    assert rows(env.run("setup", "relay", "list", "--json").stdout) == rows(in_files["list"])
+    for probe, said in zip(PROBES, in_files["explain"]):
+        assert without_origins(env.run("setup", "relay", "explain", *probe).stdout) == without_origins(said), probe
