@@ -5,6 +5,8 @@ suite, parametrized by store), and Postfix reads the result itself through pgsql
 from __future__ import annotations
 
 import grp
+import json
+import re
 import stat
 
 import pytest
@@ -155,33 +157,41 @@ def test_import_moves_a_dms_config_dir_into_the_database(env, pgdb):
 
 
 @pytest.mark.parametrize("line", ["@b.test smtps:[relay.test]:587", "@b.test smtp:[relay.test]:465",
-                                  "@.b.test [relay.test]:587"])
-def test_import_refuses_what_the_database_cannot_hold_naming_the_line(env, pgdb, line):
+                                  "@.b.test [relay.test]:587", "@.b.test", "nobody@b.test [relay.test]:587",
+                                  "nobody@b.test"])
+def test_import_holds_every_rule_of_the_files_as_the_files_say_it(env, pgdb, line):
     env.write("postfix-relaymap.cf", f"@a.test [relay.test]:587\n{line}\n")
+    env.write("postfix-recipient-relaymap.cf", "partner.example smtps:[r.test]:587\n.partner.example [r.test]:25\n")
+    env.write("postfix-sasl-password.cf", "@.b.test wild:pw1\nnobody@b.test addr:pw2\n")
     env.vars.update(pgdb.vars())
     result = env.run("setup", "relay", "import")
-    assert result.returncode == 1
-    assert "postfix-relaymap.cf:2" in result.stderr and "database store" in result.stderr
-    assert pgdb.sql("SELECT count(*) FROM relaykit.domains") == [(0,)]
+    assert result.returncode == 0, result.stderr
+
+    def as_written(files):
+        return ({r.sender: tuple(h.written for h in r.nexthops) for r in files.relay_rules},
+                {r.sender: tuple(h.written for h in r.nexthops) for r in files.recipient_rules},
+                {c.key: (c.user, c.password.reveal()) for c in files.credentials})
+
+    assert as_written(PostgresStore(pgdb.url).load()) == as_written(FileStore(env.config_dir).load())
 
 
-def test_a_tls_mode_against_the_port_is_refused_by_the_database_store(env, pgdb):
+def test_a_tls_mode_against_the_port_is_kept_by_the_database_store(env, pgdb):
     env.vars.update(pgdb.vars())
-    refused = env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "587")
-    assert refused.returncode == 1 and "implicit TLS by port" in refused.stderr, refused.stderr
-    assert "Traceback" not in refused.stderr
-    assert pgdb.sql("SELECT count(*) FROM relaykit.relay_hosts") == [(0,)]
-    # the same mode as the port's: the prefix is dropped, nothing to refuse
+    assert env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "587").returncode == 0
+    assert {r.sender: r.nexthops[0].written for r in PostgresStore(pgdb.url).load().relay_rules} == {
+        "@a.test": "smtps:[relay.test]:587"}
+    # the same mode as the port's: the prefix is dropped, the typed tables hold it
     assert env.run("setup", "relay", "add-domain", "a.test", "smtps:relay.test", "465").returncode == 0
-    assert pgdb.sql("SELECT nexthop FROM relaykit.relay_hosts") == [("[relay.test]:465",)]
+    assert pgdb.sql("SELECT sender_key, nexthops FROM relaykit.sender_relays") == [("@a.test", "[relay.test]:465")]
+    assert pgdb.sql("SELECT count(*) FROM relaykit.sender_rules") == [(0,)]
 
 
-def test_recipient_rules_are_refused_by_the_database_store(env, pgdb):
-    env.vars.update(pgdb.vars())
-    for command in (("add-recipient-domain", "partner.example", "r.test"), ("del-recipient-domain", "partner.example")):
-        result = env.run("setup", "relay", *command)
-        assert result.returncode == 1 and "not supported by the database store" in result.stderr, result.stderr
-    assert not (env.config_dir / "postfix-recipient-relaymap.cf").exists()
+def test_recipient_rules_work_in_either_store(store_env):
+    assert store_env.run("setup", "relay", "add-recipient-domain", ".partner.example", "r.test", "465").returncode == 0
+    assert {r.sender: r.nexthops for r in store_env.store().load().recipient_rules} == {
+        ".partner.example": ("[r.test]:465",)}
+    assert store_env.run("setup", "relay", "del-recipient-domain", ".partner.example").returncode == 0
+    assert store_env.store().load().recipient_rules == ()
 
 
 def test_oauth2_credentials_are_refused_by_the_database_store_never_ignored(env, pgdb):
@@ -197,8 +207,10 @@ def test_oauth2_credentials_are_refused_by_the_database_store_never_ignored(env,
     assert result.returncode == 1 and "postfix-oauth2.cf" in result.stderr and "files store only" in result.stderr
 
 
-def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb):
-    env.write("postfix-relaymap.cf", "@a.test [relay.test]:587\n@b.test [relay.test]:99999\n")
+@pytest.mark.parametrize("text", ["@a.test [relay.test]:587\n@b.test [relay.test]:99999\n",
+                                  "@a.test [relay.test]:587\n@a.test [other.test]:587\n"])
+def test_import_of_a_bad_file_names_the_line_and_imports_nothing(env, pgdb, text):
+    env.write("postfix-relaymap.cf", text)
     env.vars.update(pgdb.vars())
     result = env.run("setup", "relay", "import")
     assert result.returncode == 1
@@ -236,7 +248,8 @@ def pgsql_lookup(env, name: str, key: str) -> str | None:
 def test_hostile_addresses_find_exactly_their_own_route(configured, address):
     env, db = configured
     assert pgsql_lookup(env, "pgsql-sender-relays.cf", address) == "[user.relay.test]:465"
-    assert pgsql_lookup(env, "pgsql-sender-relays.cf", address.replace("@", "x@")) is None
+    # another address of the domain: the domain's route (the chain's nearest rule)
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", address.replace("@", "x@")) == "[domain.relay.test]:587"
     assert db.sql("SELECT count(*) FROM relaykit.users") == [(len(HOSTILE) + 2,)]
 
 
@@ -245,13 +258,13 @@ def test_postfix_finds_domain_routes_credentials_and_this_nodes_default_relay(co
     assert pgsql_lookup(env, "pgsql-sender-relays.cf", "@example.com") == "[domain.relay.test]:587"
     assert pgsql_lookup(env, "pgsql-sasl-passwords.cf", "@example.com") == "apikey:dom'ain\\pw"
     assert pgsql_lookup(env, "pgsql-tls-policies.cf", "[user.relay.test]:465") == "encrypt"
-    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@managed.test") == "[default.relay.test]:2525"
-    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@optout.test") is None  # opted out
-    assert pgsql_lookup(env, "pgsql-default-relay.cf", "@example.com") is None  # has its own
+    # this node's RELAY_HOST for a managed domain with no rule; an opt-out goes to the MX
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "ann@managed.test") == "[default.relay.test]:2525"
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "bob@optout.test") == "DUNNO"
+    assert pgsql_lookup(env, "pgsql-sender-relays.cf", "x@unknown.test") is None
     assert pgsql_lookup(env, "pgsql-sender-logins.cf", "ann@managed.test") == "ann@managed.test"
     assert env.postfix.param("sender_dependent_relayhost_maps") == (
-        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-sender-relays.cf, "
-        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-default-relay.cf")
+        f"proxy:pgsql:{env.postfix.config_dir}/pgsql-sender-relays.cf")
 
 
 def test_every_route_has_its_transport_implicit_tls_by_port(configured):
@@ -259,9 +272,8 @@ def test_every_route_has_its_transport_implicit_tls_by_port(configured):
     # a route of one address: credentials by relay only (the domain's are for its own route)
     assert pgsql_lookup(env, "pgsql-sender-transports.cf", HOSTILE[0]) == "relaykit_relay_smtps:[user.relay.test]:465"
     assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@example.com") == "smtp:[domain.relay.test]:587"
-    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@managed.test") is None
-    assert pgsql_lookup(env, "pgsql-default-transport.cf", "@managed.test") == "smtp:[default.relay.test]:2525"
-    assert pgsql_lookup(env, "pgsql-default-transport.cf", "@optout.test") is None
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@managed.test") == "smtp:[default.relay.test]:2525"
+    assert pgsql_lookup(env, "pgsql-sender-transports.cf", "@optout.test") == "DUNNO"
     assert "relaykit_smtps" in (env.postfix.config_dir / "master.cf").read_text()
 
 
@@ -364,3 +376,64 @@ def test_del_domain_and_del_auth_say_where_the_entry_was_in_either_store(store_e
     again = store_env.run("setup", "relay", "del-auth", "example.com")
     assert again.returncode == 1 and f"@example.com has no credentials in {sasl_where}" in again.stderr
     assert routes(store_env) == {} and logins(store_env) == {}
+
+
+# --- every configuration the README documents moves into the database, and reads the same ---
+
+README_FILES = {  # each line from a README example (Files, Routing beyond DMS)
+    "postfix-relaymap.cf": "@example.com [email-smtp.eu-west-1.amazonaws.com]:587\n@internal.example\n"
+                           "billing@example.com [smtp.mailgun.org]:587\nintern@example.com\n"
+                           "@.corp.example [smtp.corp.example]:587\n@eu.corp.example [eu-relay.corp.example]:587\n"
+                           "@dev.corp.example\n@example.org smtps:[smtp.relay.test]:2587\n"
+                           "@example.net smtp:[smtp.relay.test]:465\n@example.io [smtp.relay.test]:465\n"
+                           "@failover.example [smtp.eu.relay.test]:587,[smtp.us.relay.test]:587\n",
+    "postfix-sasl-password.cf": "@example.com AKIAEXAMPLE:secret\n[smtp.mailgun.org]:587 postmaster@mg.example.org:secret\n"
+                                "billing@example.com postmaster@mg.example.com:secret\n@.corp.example corp:secret\n"
+                                "[smtp.eu.relay.test]:587 eu-user:secret\n[smtp.us.relay.test]:587 us-user:secret\n",
+    "postfix-recipient-relaymap.cf": "outlook.com [smtp.company.example]:587\n"
+                                     ".blocked.example smtps:[smtp.company.example]:465\n",
+    "postfix-accounts.cf": "jane@example.com|{PLAIN}x\nann@managed.example|{PLAIN}y\n",
+    "postfix-virtual.cf": "sales@lists.corp.example jane@example.com\n",
+}
+PROBES = [(s, "bob@far.example") for s in (
+    "billing@example.com", "intern@example.com", "x@example.com", "a@x.corp.example", "a@eu.corp.example",
+    "a@dev.corp.example", "a@example.org", "a@example.net", "a@failover.example", "ann@managed.example",
+    "a@internal.example", "a@other.example", "sales@lists.corp.example")] + [
+    ("billing@example.com", "x@outlook.com"), ("a@x.corp.example", "y@a.blocked.example")]
+VARIABLES = {"RELAY_HOST": "default.relay.test", "RELAY_PORT": "587", "DEFAULT_RELAY_HOST": "[smarthost.test]:587",
+             "RELAY_USER": "node", "RELAY_PASSWORD": "node-pw"}
+
+
+def test_every_readme_configuration_imports_and_every_inspection_command_reads_the_same(env, pgdb):
+    """(The differential test covers configurations without relay variables.)"""
+    for name, text in README_FILES.items():
+        env.write(name, text)
+    env.vars.update(VARIABLES)
+    in_files = {"list": env.run("setup", "relay", "list", "--json").stdout,
+                "explain": [env.run("setup", "relay", "explain", *probe).stdout for probe in PROBES],
+                "check": env.run("setup", "relay", "check")}
+    assert in_files["check"].returncode == 0, in_files["check"].stderr
+    env.vars.update(pgdb.vars())
+    imported = env.run("setup", "relay", "import")
+    assert imported.returncode == 0, imported.stderr
+    for path in env.config_dir.iterdir():
+        path.unlink()
+    check = env.run("setup", "relay", "check")
+    assert check.returncode == 0, check.stderr
+
+    def parts(result) -> list[str]:  # the summary's relays, in any order (the database's is by key)
+        return sorted(result.stdout.split("configuration is valid: relay: ")[1].split("; "))
+
+    assert parts(check) == parts(in_files["check"])
+
+    def without_origins(text: str) -> str:  # file:line against table names: the rest must be equal
+        return re.sub(r"(\(from |matched:\s+|\"rule\": |\"credentials\": )\S+", r"\1<origin>", text)
+
+    def rows(text: str) -> list[dict]:  # origins aside; "(opted out)" stays
+        found = [{**row, "rule": row["rule"].partition(" ")[2], "credentials": bool(row["credentials"])}
+                 for row in json.loads(text)]
+        return sorted(found, key=json.dumps)
+
+    assert rows(env.run("setup", "relay", "list", "--json").stdout) == rows(in_files["list"])
+    for probe, said in zip(PROBES, in_files["explain"]):
+        assert without_origins(env.run("setup", "relay", "explain", *probe).stdout) == without_origins(said), probe

@@ -8,6 +8,12 @@ route explain reads (core/routing.py, the code behind explain, list and `setup r
 test`) with harness/postfix_model.py: Postfix's documented lookup order applied to the
 tables and master.cf that were written, through the real `postconf` and `postmap -q`.
 
+The same for the PostgreSQL store (issue 20): the files of each configuration go into
+the database with `setup relay import`, Postfix then asks relaykit.sender_decision and
+the other pgsql: lookups (read here through the real postmap -q, as the read-only role),
+and explain, which reads the database's own rules, must agree with it, and with what it
+says for the same configuration in files.
+
 Invariants for every pair: the same next hops; the same login at each hop; a login only
 where TLS is required (policy encrypt/secure, or wrappermode); no login at all for direct
 delivery to an MX. A configuration relaykit refuses must say what and where (exit 1).
@@ -61,10 +67,30 @@ environment = st.fixed_dictionaries({}, optional={
 managed = st.lists(st.sampled_from(DOMAINS), max_size=4, unique=True)
 
 
+# the database store: fewer examples (each one imports and configures through the database)
+PG_QUICK = settings(max_examples=int(os.environ.get("DIFFERENTIAL_PG_EXAMPLES", 10)), deadline=None,
+                    suppress_health_check=list(HealthCheck))
+
+
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
     root = tmp_path_factory.mktemp("differential")
     return root, PostfixInstance(root / "postfix").create()
+
+
+@pytest.fixture(scope="module")
+def pg_instance(tmp_path_factory, pg_server):
+    """A Postfix of its own (its main.cf points at pgsql: tables) and one database,
+    emptied before each example."""
+    import psycopg
+
+    from relaykit.stores.db import upgrade
+
+    root = tmp_path_factory.mktemp("differential-pg")
+    name = pg_server.database()
+    with psycopg.connect(pg_server.url(name), autocommit=True) as conn:
+        upgrade(conn)
+    return root, PostfixInstance(root / "postfix").create(), pg_server.url(name)
 
 
 def _write(root, rules, creds, rcpt, managed_domains) -> None:
@@ -81,26 +107,53 @@ def _write(root, rules, creds, rcpt, managed_domains) -> None:
     (config / "postfix-virtual.cf").write_text("".join(f"alias@{d} target@far.test\n" for d in managed_domains))
 
 
-def _check(instance, rules, creds, rcpt, env, managed_domains) -> None:
+def _environ(root, postfix, env) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY", "DEFAULT_RELAY"))}
+    environ.update(env, MAIL_CONFIG=str(postfix.config_dir), RELAYKIT_CONFIG_DIR=str(root / "config"))
+    if "RELAY_USER" in env:
+        environ["RELAY_PASSWORD"] = "relaypw"
+    return environ
+
+
+def _check(instance, rules, creds, rcpt, env, managed_domains, database: str | None = None) -> None:
     import subprocess
+
+    import psycopg
 
     from relaykit.core.routing import Router
     from relaykit.run.configure import routing
 
     root, postfix = instance
     _write(root, rules, creds, rcpt, managed_domains)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY", "DEFAULT_RELAY"))}
-    environ.update(env, MAIL_CONFIG=str(postfix.config_dir), RELAYKIT_CONFIG_DIR=str(root / "config"))
-    if "RELAY_USER" in env:
-        environ["RELAY_PASSWORD"] = "relaypw"
+    environ = _environ(root, postfix, env)
     result = subprocess.run([str(BIN / "relaykit"), "configure"], env=environ, capture_output=True, text=True)
     if result.returncode:
         assert result.returncode == 1 and result.stderr.strip(), result.stderr
         return
+    files_router = Router(routing(environ)[2])
+    if database:  # the same configuration, moved into the database
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("TRUNCATE relaykit.domains, relaykit.relay_hosts, relaykit.sender_rules, "
+                         "relaykit.sender_credentials, relaykit.recipient_relays CASCADE")
+        environ["RELAYKIT_DATABASE_URL"] = database
+        for command in (("setup", "relay", "import"), ("relaykit", "configure")):
+            result = subprocess.run([str(BIN / command[0]), *command[1:]], env=environ, capture_output=True,
+                                    text=True)
+            assert result.returncode == 0, f"{command}: {result.stderr}"
     model, (_, _, plan) = PostfixModel(postfix), routing(environ)
     router = Router(plan)
+    sender_keys = [k for s in SENDERS for k, _ in model.address_keys(s)]
     model.prefetch([m for m in model.main.get("sender_dependent_relayhost_maps", "").replace(",", " ").split()],
-                   [k for s in SENDERS for k, _ in model.address_keys(s)])
+                   sender_keys)
+    if database:  # every lookup of the database in one postmap per table (one connection each)
+        hops = [h.lower() for v in (*HOPS, *DEFAULT_RELAYS) for h in v.split(",")]
+        hops = [h.partition(":")[2] if h.startswith("smtp") else h for h in hops]
+        hosts = [h[1:h.index("]")] if h.startswith("[") else h for h in hops]
+        rcpt_keys = [k for r in RECIPIENTS for k in (r, r.rpartition("@")[2], ".partner.test", ".test")]
+        for param, keys in (("sender_dependent_default_transport_maps", sender_keys),
+                            ("smtp_sasl_password_maps", sender_keys + hops + hosts),
+                            ("smtp_tls_policy_maps", hops), ("transport_maps", rcpt_keys)):
+            model.prefetch(model.main.get(param, "").replace(",", " ").split(), keys)
     for sender in SENDERS:
         for recipient in RECIPIENTS:
             said, did = router.resolve(sender, recipient), model.decide(sender, recipient)
@@ -112,12 +165,22 @@ def _check(instance, rules, creds, rcpt, env, managed_domains) -> None:
                 assert login is None or level in ("encrypt", "secure") or did.wrappermode, where
             if did.direct:
                 assert set(did.logins) == {None}, where  # an MX never gets a credential
+            if database:  # explain says the same in both stores (only the rules' origins differ)
+                in_files = files_router.resolve(sender, recipient)
+                assert (said.nexthops, [l.user if l else None for l in said.logins], said.transport) == (
+                    in_files.nexthops, [l.user if l else None for l in in_files.logins], in_files.transport), where
 
 
 @QUICK
 @given(relaymap, sasl, recipient_rules, environment, managed)
 def test_explain_agrees_with_postfix_for_every_sender_and_recipient(instance, rules, creds, rcpt, env, domains):
     _check(instance, rules, creds, rcpt, env, domains)
+
+
+@PG_QUICK
+@given(relaymap, sasl, recipient_rules, environment, managed)
+def test_explain_agrees_with_postfix_with_the_database_store(pg_instance, rules, creds, rcpt, env, domains):
+    _check(pg_instance[:2], rules, creds, rcpt, env, domains, database=pg_instance[2])
 
 
 @pytest.mark.slow

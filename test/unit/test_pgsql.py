@@ -45,12 +45,14 @@ def test_lookup_files_hold_the_reader_password_as_its_own_setting_mode_0640_post
     assert "'%s'" in table.lines[-1] and table.lines[-1].startswith("query = SELECT")
 
 
-def test_relay_host_adds_this_nodes_default_relay_after_the_databases_routes():
-    plan = pgsql.build(settings(relay_host="relay.test", relay_port=587), "hash")
-    assert plan.params["sender_dependent_relayhost_maps"].split(", ") == [
-        "proxy:pgsql:/etc/pf/pgsql-sender-relays.cf", "proxy:pgsql:/etc/pf/pgsql-default-relay.cf"]
-    assert "SELECT '[relay.test]:587' FROM relaykit.default_relay_senders" in plan.table(pgsql.DEFAULT_RELAY).text()
-    assert plan.table("tls_policy").lines == ("[relay.test]:587 encrypt",)
+def test_this_nodes_relays_are_literals_of_its_own_sender_queries():
+    plan = pgsql.build(settings(relay_host="relay.test", relay_port=587, default_relay_host="[dr.test]:465"),
+                       "hash")
+    assert plan.params["sender_dependent_relayhost_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-relays.cf"
+    for name in (pgsql.SENDER_RELAYS, pgsql.SENDER_TRANSPORTS):
+        assert "relaykit.sender_decision(relaykit.postfix_key('%s'), '[dr.test]:465', '[relay.test]:587')" \
+            in plan.table(name).text()
+    assert plan.table("tls_policy").lines == ("[dr.test]:465 encrypt", "[relay.test]:587 encrypt")
 
 
 def test_without_a_reader_url_postfix_uses_the_admin_one_with_a_warning():
@@ -80,7 +82,11 @@ def test_settings_read_the_database_url_from_a_file_and_refuse_both(tmp_path):
 def test_every_database_route_has_its_transport_and_the_wrappermode_client_always_exists():
     plan = pgsql.build(settings(), "lmdb")
     assert plan.params["sender_dependent_default_transport_maps"] == "proxy:pgsql:/etc/pf/pgsql-sender-transports.cf"
-    assert "FROM relaykit.sender_transports" in plan.table(pgsql.SENDER_TRANSPORTS).text()
+    assert "relaykit.sender_decision(relaykit.postfix_key('%s'), '', '')" in plan.table(pgsql.SENDER_TRANSPORTS).text()
+    # relays by recipient domain: transport_maps, with their by-relay clients
+    assert plan.params["transport_maps"] == "proxy:pgsql:/etc/pf/pgsql-recipient-transports.cf"
+    rcpt = [s for s in plan.services if s.name in ("relaykit_rcpt", "relaykit_rcpt_smtps")]
+    assert len(rcpt) == 2 and all(("smtp_sender_dependent_authentication", "no") in s.options for s in rcpt)
     smtps = [s for s in plan.services if s.name == "relaykit_smtps"]
     assert len(smtps) == 1 and ("smtp_tls_wrappermode", "yes") in smtps[0].options
     # no DEFAULT_RELAY_HOST: what no route takes goes to the MX by a client without SASL
@@ -89,15 +95,6 @@ def test_every_database_route_has_its_transport_and_the_wrappermode_client_alway
     assert len(direct) == 1 and ("smtp_sasl_auth_enable", "no") in direct[0].options
     by_relay = [s for s in plan.services if s.name in ("relaykit_relay", "relaykit_relay_smtps")]
     assert len(by_relay) == 2 and all(("smtp_sender_dependent_authentication", "no") in s.options for s in by_relay)
-
-
-@pytest.mark.parametrize("port, transport", [(465, "relaykit_smtps"), (2465, "relaykit_smtps"), (587, "smtp")])
-def test_relay_host_transport_follows_its_port(port, transport):
-    plan = pgsql.build(settings(relay_host="relay.test", relay_port=port), "lmdb")
-    assert plan.params["sender_dependent_default_transport_maps"].split(", ") == [
-        "proxy:pgsql:/etc/pf/pgsql-sender-transports.cf", "proxy:pgsql:/etc/pf/pgsql-default-transport.cf"]
-    assert f"SELECT '{transport}:[relay.test]:{port}' FROM relaykit.default_relay_senders" in plan.table(
-        pgsql.DEFAULT_TRANSPORT).text()
 
 
 def test_default_relay_host_on_465_makes_wrappermode_the_default_transport_without_node_files():
@@ -133,3 +130,4 @@ def test_the_database_views_say_what_the_model_decides():
     assert f"SELECT nexthop, '{ENCRYPT}'::text AS policy FROM relaykit.relay_hosts" in sql["001_schema.sql"]
     ports = ", ".join(f"'{port}'" for port in IMPLICIT_TLS_PORTS)
     assert f"IN ({ports})" in sql["004_sender_transports.sql"]
+    assert f"IN ({ports})" in sql["006_rules_parity.sql"]  # relaykit.implicit_tls

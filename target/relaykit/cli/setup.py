@@ -157,9 +157,11 @@ RELAY = Group(
             "Copy a DMS config directory into the database (PostgreSQL store).",
             ("setup relay import", "setup relay import /tmp/docker-mailserver"),
             min_args=0, max_args=1,
-            details="Reads postfix-relaymap.cf, postfix-sasl-password.cf, postfix-accounts.cf and\n"
-                    "postfix-virtual.cf (default: RELAYKIT_CONFIG_DIR) and writes them in one\n"
-                    "transaction: an invalid line imports nothing. The files are left in place.",
+            details="Reads postfix-relaymap.cf, postfix-recipient-relaymap.cf,\n"
+                    "postfix-sasl-password.cf, postfix-accounts.cf and postfix-virtual.cf (default:\n"
+                    "RELAYKIT_CONFIG_DIR) and writes them in one transaction: every rule the files\n"
+                    "can hold (wildcards, smtps:/smtp: modes, address rules); an invalid line imports\n"
+                    "nothing. The files are left in place.",
         ),
     ),
 )

@@ -10,14 +10,16 @@ given as `proxy:pgsql:`, so a node holds one pool of database connections, not o
 smtp(8) process. A lookup that fails because the database is down is a temporary
 error: Postfix defers the mail (the queue keeps it) and retries; nothing bounces.
 
-Implicit TLS (465/2465) as with files: every database route also has its transport
-(view sender_transports: `smtp:` or `relaykit_smtps:`, the wrappermode client that
-always exists here), and DEFAULT_RELAY_HOST on such a port makes relaykit_smtps the
-default_transport.
+The same rules and precedence as the files (db/006): the sender queries call
+relaykit.sender_decision, core/routing.Router.decide in SQL (address, @domain, the
+nearest @.parent wildcard; opt-outs; credentials scoped to the rule; TLS mode by port or
+by an smtps:/smtp: prefix), relays by recipient domain are transport_maps, and every
+client a decision may name always exists: a rule may be added at any time, and Postfix
+must be able to use it at once.
 
-What stays per node, from its environment: DEFAULT_RELAY_HOST (relayhost), RELAY_HOST
-for managed domains with no relay of their own (a lookup file whose query returns that
-node's relay for such domains), RELAY_USER's credentials (the sasl_passwd file).
+What stays per node, from its environment: DEFAULT_RELAY_HOST (relayhost) and RELAY_HOST
+(managed domains with no rule of their own), both written as literals into this node's
+sender queries, and RELAY_USER's credentials (the sasl_passwd file).
 
 The lookup files hold the read-only role's password: mode 0640 root:postfix.
 """
@@ -28,16 +30,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from relaykit.core.plan import SASL_CLIENT, environment_credentials
-from relaykit.core.routetables import CLIENTS, DIRECT, SMTPS, client_service, client_transport
+from relaykit.core.routetables import CLIENTS, DIRECT, SMTPS, client_service, recipient_transport, smtp_service
 from relaykit.errors import ConfigError
 from relaykit.model.plan import SASL_PASSWD, TLS_POLICY, Plan, Table
 from relaykit.model.settings import Settings
 
 # one lookup file per question; the view each one reads (db/NNN_*.sql)
 SENDER_RELAYS = "pgsql-sender-relays.cf"
-DEFAULT_RELAY = "pgsql-default-relay.cf"
 SENDER_TRANSPORTS = "pgsql-sender-transports.cf"
-DEFAULT_TRANSPORT = "pgsql-default-transport.cf"
+RECIPIENT_TRANSPORTS = "pgsql-recipient-transports.cf"
 SASL_PASSWORDS = "pgsql-sasl-passwords.cf"
 TLS_POLICIES = "pgsql-tls-policies.cf"
 SENDER_LOGINS = "pgsql-sender-logins.cf"
@@ -45,9 +46,7 @@ VIRTUAL_ALIASES = "pgsql-virtual-aliases.cf"
 MANAGED_DOMAINS = "pgsql-managed-domains.cf"
 
 QUERIES = {
-    SENDER_RELAYS: ("nexthops", "sender_relays", "sender_key"),
-    SENDER_TRANSPORTS: ("transport", "sender_transports", "sender_key"),
-    SASL_PASSWORDS: ("credentials", "sasl_passwords", "sasl_key"),
+    RECIPIENT_TRANSPORTS: ("transport", "recipient_transports", "recipient_key"),
     TLS_POLICIES: ("policy", "tls_policies", "nexthop"),
     SENDER_LOGINS: ("login", "sender_logins", "sender"),
     VIRTUAL_ALIASES: ("targets", "virtual_aliases", "address"),
@@ -98,12 +97,29 @@ def connection(url: str) -> dict[str, str]:
     return {k: v for k, v in settings.items() if v}
 
 
-def _default_relay_query(value: str) -> str:
-    # a validated next hop ([host]:port: letters, digits, '.-:[]'), maybe after a transport
-    # name: safe as a literal
+def _literal(value: str) -> str:
+    """A validated next-hop list (letters, digits, '.-:[],' and an smtps:/smtp: prefix)
+    as an SQL literal: this node's relays, written into its own lookup files."""
     if "'" in value or "\\" in value:
         raise ValueError(f"unexpected character in next hop {value!r}")
-    return f"SELECT '{value}' FROM relaykit.default_relay_senders WHERE sender_key = relaykit.postfix_key('%s')"
+    return f"'{value}'"
+
+
+def decision_query(column: str, settings: Settings) -> str:
+    """sender_dependent_default_transport_maps (`transport`) and
+    sender_dependent_relayhost_maps (`nexthops`): Router.decide in SQL
+    (db/006: relaykit.sender_decision), given this node's DEFAULT_RELAY_HOST and RELAY_HOST.
+    No row when no rule applies: Postfix then uses relayhost or default_transport."""
+    relayhost = ",".join(hop.written for hop in settings.default_relay) if settings.default_relay_host else ""
+    relay_host = settings.relay_nexthop.written if settings.relay_nexthop else ""
+    return (f"SELECT relaykit.postfix_value(d.{column}) FROM relaykit.sender_decision("
+            f"relaykit.postfix_key('%s'), {_literal(relayhost)}, {_literal(relay_host)}) AS d "
+            f"WHERE d.{column} IS NOT NULL")
+
+
+# smtp_sasl_password_maps: the nearest credential of the key's chain (db/006)
+SASL_QUERY = ("SELECT relaykit.postfix_value(c.v) FROM (SELECT relaykit.sasl_lookup(relaykit.postfix_key('%s')) "
+              "AS v) AS c WHERE c.v IS NOT NULL")
 
 
 def build(settings: Settings, table_type: str) -> Plan:
@@ -117,25 +133,27 @@ def build(settings: Settings, table_type: str) -> Plan:
     def local(name: str) -> str:
         return f"{table_type}:{Path(directory, name)}"
 
-    queries = {name: query(*spec) for name, spec in QUERIES.items()}
-    relay_maps, transport_maps = [ref(SENDER_RELAYS)], [ref(SENDER_TRANSPORTS)]
-    hop = settings.relay_nexthop
-    if hop:
-        queries[DEFAULT_RELAY] = _default_relay_query(hop)
-        queries[DEFAULT_TRANSPORT] = _default_relay_query(f"{client_transport(hop.implicit_tls, by_relay=False)}:{hop}")
-        relay_maps.append(ref(DEFAULT_RELAY))
-        transport_maps.append(ref(DEFAULT_TRANSPORT))
+    queries = {SENDER_RELAYS: decision_query("nexthops", settings),
+               SENDER_TRANSPORTS: decision_query("transport", settings),
+               SASL_PASSWORDS: SASL_QUERY,
+               **{name: query(*spec) for name, spec in QUERIES.items()}}
     lookups = tuple(Table(name, tuple(lookup_file(url, sql).splitlines()), secret=True, group="postfix",
                           indexed=False) for name, sql in queries.items())
     relayhost = settings.default_relay if settings.default_relay_host else ()
     params = {"relayhost": settings.default_relay_host} if settings.default_relay_host else {}
     params.update({
-        # postconf(5) sender_dependent_relayhost_maps: the address, then @domain, each in
-        # every map in turn; the database's own entries win over this node's RELAY_HOST.
-        "sender_dependent_relayhost_maps": ", ".join(relay_maps),
-        # The transport of each of those routes (implicit TLS on 465/2465 or STARTTLS),
-        # with the same keys and order; not the node's own files (they are not written).
-        "sender_dependent_default_transport_maps": ", ".join(transport_maps),
+        # postconf(5) sender_dependent_relayhost_maps and
+        # sender_dependent_default_transport_maps: Postfix asks with the address, then
+        # @domain; relaykit.sender_decision answers the first query already with what
+        # core/routing.py decides for the whole chain (address, @domain, nearest @.parent,
+        # this node's RELAY_HOST for a managed domain): the next hops, and the client
+        # (TLS mode; credentials by sender, or by relay only when the sender's belong to
+        # another rule). DUNNO: to the recipient's MX.
+        "sender_dependent_relayhost_maps": ref(SENDER_RELAYS),
+        "sender_dependent_default_transport_maps": ref(SENDER_TRANSPORTS),
+        # transport(5): relays by recipient domain win over every sender rule; Postfix
+        # tries the domain, then its .parents (db/006: recipient_transports).
+        "transport_maps": ref(RECIPIENT_TRANSPORTS),
         # DB credentials (by @domain or relay), then this node's RELAY_USER.
         "smtp_sasl_password_maps": f"{ref(SASL_PASSWORDS)}, {local(SASL_PASSWD)}",
         **SASL_CLIENT,
@@ -151,6 +169,7 @@ def build(settings: Settings, table_type: str) -> Plan:
     # This node's relays (RELAY_HOST serves the database's domains too) and the hops of
     # RELAYKIT_TLS_SECURE, which the database may route: each with the level it was
     # parsed with (model/nexthop.py).
+    hop = settings.relay_nexthop
     hops = dict.fromkeys((*relayhost, *((hop,) if hop else ()), *settings.tls_secure))
     tables = (
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in credentials), secret=True),
@@ -163,9 +182,10 @@ def build(settings: Settings, table_type: str) -> Plan:
     elif not relayhost:
         # what no map routes goes to the recipient's MX, which never gets a credential
         params["default_transport"] = DIRECT
-    # Every client the database's view may name always exists (db/005_credential_scope.sql):
-    # a route may be added at any time, and Postfix must be able to use it at once.
-    services = tuple(client_service(name) for name in CLIENTS)
+    # Every client relaykit.sender_decision and recipient_transports may name always exists
+    # (db/006): a route may be added at any time, and Postfix must be able to use it at once.
+    services = tuple(client_service(name) for name in CLIENTS) + tuple(
+        smtp_service(recipient_transport(implicit), implicit=implicit, sender_auth=False) for implicit in (False, True))
     warnings: tuple[str, ...] = ()
     if not settings.postfix_database_url:
         warnings += ("Postfix connects to the database with relaykit's admin role: set "

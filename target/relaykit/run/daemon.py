@@ -51,8 +51,12 @@ from relaykit.run.oauth2 import TokenKeeper
 from relaykit.run.apply import Changes
 from relaykit.run.logpump import LogPump
 from relaykit.run.configure import apply_prepared, configure, prepare, summary
+from relaykit.stores import open_store
 
 STOP_TIMEOUT = 10.0  # seconds a service gets to stop after SIGTERM before SIGKILL
+# How often a store that can go away (PostgreSQL) is asked whether it answers: the most a
+# node waits, after the database is back, before it reloads Postfix (see _watch_store).
+STORE_PROBE_INTERVAL = 2.0
 
 
 class Service:
@@ -235,7 +239,27 @@ class Supervisor:
             directory.mkdir(parents=True, exist_ok=True)
         watch.start(sorted(watched), lambda paths: self.events.put(("changed", paths)), self.watch_stop)
         log.info(f"watching {', '.join(str(d) for d in sorted(watched))} for changes")
+        store = open_store(self.environ)
+        if store.reachable() is not None:
+            threading.Thread(target=self._watch_store, args=(store,), name="relaykit-store", daemon=True).start()
         return self._loop()
+
+    def _watch_store(self, store) -> None:
+        """After a database outage, Postfix by itself takes up to ~90 s to deliver again:
+        its pgsql client waits 60 s before it retries a server it found down (dict_pgsql.c,
+        not a setting in 3.7), a connection that was open when the server went down fails
+        once more on first use, and processes remember failed lookups (the queue manager
+        30 s, smtpd for its lifetime). So: ask the store every STORE_PROBE_INTERVAL
+        seconds, and when it answers again, reload Postfix (fresh processes, fresh
+        connections; a graceful reload: sessions in progress finish) and flush the queue."""
+        up = bool(store.reachable())
+        while not self.watch_stop.wait(STORE_PROBE_INTERVAL):
+            now = bool(store.reachable())
+            if now and not up:
+                self.events.put(("store back", None))
+            elif up and not now:
+                log.warn("the database does not answer: Postfix defers mail until it is back")
+            up = now
 
     def _loop(self) -> int:
         while True:
@@ -259,6 +283,22 @@ class Supervisor:
                 renewed = self._certificate_renewed(paths)
                 if renewed or any(p.is_relative_to(d) for p in paths for d in self.config_dirs):
                     self.reconfigure(", ".join(sorted(p.name for p in paths)), force=renewed)
+            if event[0] == "store back":
+                self.store_back()
+
+    def store_back(self) -> None:
+        """The database answers again: reload Postfix and deliver the deferred mail now."""
+        started = time.monotonic()
+        for service in self.services:
+            if isinstance(service, PostfixMaster):
+                try:
+                    service.reload()
+                    service.postfix.flush()
+                except (RelaykitError, OSError) as exc:
+                    log.error(f"after the database came back: {exc}")
+                    return
+        log.info(f"the database answers again: reloaded postfix and flushed the queue in "
+                 f"{(time.monotonic() - started) * 1000:.0f} ms")
 
     def _certificate_renewed(self, paths: set[Path]) -> bool:
         """Whether a change in the certificate's directory changed the certificate or key."""

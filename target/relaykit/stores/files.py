@@ -57,6 +57,10 @@ class FileStore:
     def close(self) -> None:
         """Nothing to close: every edit opens and closes its file."""
 
+    def reachable(self) -> None:
+        """Nothing to watch: Postfix reads the tables configure writes."""
+        return None
+
     # relays (postfix-relaymap.cf)
     def set_relay(self, sender: str, nexthops: tuple) -> bool:
         """Route `sender` through `nexthops`; an empty tuple opts it out of the default relay."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from relaykit import log
 from relaykit.core import pgsql, submission
 from relaykit.core.dovecot import Passdb
-from relaykit.errors import ConfigError, RelaykitError
+from relaykit.errors import RelaykitError
 from relaykit.inputs import validate
 from relaykit.inputs.env import OAUTH2
 from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
@@ -33,11 +33,11 @@ class DatabaseError(RelaykitError):
     """The database cannot be reached or refused a statement."""
 
 
-def connect(url: str, what: str = "RELAYKIT_DATABASE_URL"):
+def connect(url: str, what: str = "RELAYKIT_DATABASE_URL", timeout: int = 10):
     import psycopg  # lazy: ~60 ms, paid only when a database is used (test_layers.LAZY)
 
     try:
-        return psycopg.connect(url, connect_timeout=10, application_name="relaykit")
+        return psycopg.connect(url, connect_timeout=timeout, application_name="relaykit")
     except psycopg.OperationalError as exc:
         # libpq's message names host/port/user, never the password
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
@@ -55,14 +55,15 @@ def upgrade_schema(url: str, always: bool = True) -> list[str]:
     return applied
 
 
-# What the schema cannot express: a TLS mode other than the port's (view sender_transports)
-_PREFIX_REFUSED = ("the database store chooses implicit TLS by port (465, 2465): "
-                   "an smtp:/smtps: prefix that says otherwise is not supported")
-
-
 def _port_mode(hop: NextHop) -> bool:
-    """Whether the database can hold `hop`: its mode is its port's (no prefix needed)."""
+    """Whether the typed tables (001) can hold `hop`: its mode is its port's (no prefix);
+    the others are written as in a relaymap line into relaykit.sender_rules (006)."""
     return hop.written == hop
+
+
+def _written(nexthops: tuple[NextHop, ...]) -> str | None:
+    """As postfix-relaymap.cf spells them (`smtps:` where the mode is not the port's)."""
+    return ",".join(hop.written for hop in nexthops) or None
 
 
 def _domain_of(key: str) -> str:
@@ -121,6 +122,15 @@ class PostgresStore:
             ensure_current(self._conn)
         return self._conn
 
+    def reachable(self) -> bool:
+        """Whether the database answers a new connection now (within 3 s)."""
+        try:
+            with connect(self._url, timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except Exception:  # any failure means "not now": the caller asks again later
+            return False
+        return True
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -140,8 +150,6 @@ class PostgresStore:
         return self._q(f"SELECT id FROM relaykit.domains WHERE name = %s{lock_sql}", (name,)).fetchone()[0]
 
     def _relay_host_id(self, hop: NextHop) -> int:
-        if not _port_mode(hop):  # see import_files
-            raise RelaykitError(f"{hop.written}: {_PREFIX_REFUSED}")
         host, port, mx = hop.host, hop.port, not hop.bracketed
         row = self._q("SELECT id FROM relaykit.relay_hosts WHERE nexthop = %s", (hop,)).fetchone()
         if row:
@@ -150,9 +158,11 @@ class PostgresStore:
             "INSERT INTO relaykit.relay_hosts (host, port, mx_lookup) VALUES (%s, %s, %s) "
             "ON CONFLICT (nexthop) DO UPDATE SET host = EXCLUDED.host RETURNING id", (host, port, mx)).fetchone()[0]
 
-    def _relay_of(self, sender: str) -> str | None:
-        row = self._q("SELECT nexthops FROM relaykit.sender_relays WHERE sender_key = %s", (sender,)).fetchone()
-        return row[0] if row else None
+    def _rules_of(self, sender: str) -> list:
+        """What relaykit.relay_rules holds for one key, whichever table: to say whether a
+        command changed anything."""
+        return self._q("SELECT nexthops FROM relaykit.relay_rules WHERE sender_key = %s ORDER BY 1",
+                       (sender,)).fetchall()
 
     def _link(self, table: str, column: str, owner: int, nexthops: tuple[NextHop, ...]) -> None:
         self._q(f"DELETE FROM relaykit.{table} WHERE {column} = %s", (owner,))
@@ -160,38 +170,51 @@ class PostgresStore:
             self._q(f"INSERT INTO relaykit.{table} ({column}, position, relay_host_id) VALUES (%s, %s, %s)",
                     (owner, position, self._relay_host_id(hop)))
 
+    def _remove_rule(self, sender: str) -> int:
+        """Delete the key's rule from every table that may hold it; how many rows went."""
+        n = self._q("DELETE FROM relaykit.sender_rules WHERE sender_key = %s", (sender,)).rowcount
+        if sender.startswith("@."):
+            return n
+        if sender.startswith("@"):
+            row = self._q("SELECT id FROM relaykit.domains WHERE name = %s FOR UPDATE", (sender[1:],)).fetchone()
+            if row:
+                n += self._q("DELETE FROM relaykit.domain_relays WHERE domain_id = %s", row).rowcount
+                n += self._q("DELETE FROM relaykit.opt_outs WHERE domain_id = %s", row).rowcount
+            return n
+        kind, owner = self._sender_kind(sender)
+        if kind is not None:
+            n += self._q(f"DELETE FROM relaykit.{_LINKS[kind][0]} WHERE {_LINKS[kind][1]} = %s", (owner,)).rowcount
+        return n
+
     # relays (postfix-relaymap.cf)
     def set_relay(self, sender: str, nexthops: tuple[NextHop, ...]) -> bool:
-        """Route `@domain` through `nexthops`; an empty tuple opts it out of the default relay."""
-        if not sender.startswith("@"):
-            return self.link(sender, nexthops)
+        """Route `sender` (@domain, user@domain, @.domain) through `nexthops`; an empty tuple
+        opts it out. A domain's route, and an address's that is a user, alias or sender
+        address, go into the typed tables when their hops need no TLS prefix; every
+        other rule into relaykit.sender_rules, as its relaymap line says it."""
         with self._tx():
-            domain_id = self._domain_id(sender[1:])
-            before = (self._relay_of(sender), self._opted_out(domain_id))
-            self._link("domain_relays", "domain_id", domain_id, nexthops)
-            if nexthops:
-                self._q("DELETE FROM relaykit.opt_outs WHERE domain_id = %s", (domain_id,))
+            before = self._rules_of(sender)
+            self._remove_rule(sender)
+            typed = all(_port_mode(hop) for hop in nexthops)
+            if sender.startswith("@") and not sender.startswith("@.") and typed:
+                domain_id = self._domain_id(sender[1:])
+                if nexthops:
+                    self._link("domain_relays", "domain_id", domain_id, nexthops)
+                else:
+                    self._q("INSERT INTO relaykit.opt_outs VALUES (%s) ON CONFLICT DO NOTHING", (domain_id,))
             else:
-                self._q("INSERT INTO relaykit.opt_outs VALUES (%s) ON CONFLICT DO NOTHING", (domain_id,))
-            return before != (",".join(nexthops) or None, not nexthops)
-
-    def _opted_out(self, domain_id: int) -> bool:
-        return bool(self._q("SELECT 1 FROM relaykit.opt_outs WHERE domain_id = %s", (domain_id,)).fetchone())
+                kind, owner = (None, None) if sender.startswith("@") or not (typed and nexthops) \
+                    else self._sender_kind(sender)
+                if kind is not None:
+                    self._link(*_LINKS[kind], owner, nexthops)
+                else:
+                    self._q("INSERT INTO relaykit.sender_rules (sender_key, nexthops) VALUES (%s, %s)",
+                            (sender, _written(nexthops)))
+            return self._rules_of(sender) != before
 
     def remove_relay(self, sender: str) -> bool:
         with self._tx():
-            if not sender.startswith("@"):
-                kind, owner = self._sender_kind(sender)
-                if kind is None:
-                    return False
-                return self._q(
-                    f"DELETE FROM relaykit.{_LINKS[kind][0]} WHERE {_LINKS[kind][1]} = %s", (owner,)).rowcount > 0
-            row = self._q("SELECT id FROM relaykit.domains WHERE name = %s FOR UPDATE", (sender[1:],)).fetchone()
-            if not row:
-                return False
-            n = self._q("DELETE FROM relaykit.domain_relays WHERE domain_id = %s", row).rowcount
-            n += self._q("DELETE FROM relaykit.opt_outs WHERE domain_id = %s", row).rowcount
-            return n > 0
+            return self._remove_rule(sender) > 0
 
     def _sender_kind(self, address: str) -> tuple[str | None, int | None]:
         """Whether `address` is a user, an alias or an external sender address, and its id."""
@@ -204,27 +227,36 @@ class PostgresStore:
     def link(self, address: str, nexthops: tuple[NextHop, ...]) -> str:
         """Route mail from one address through `nexthops`; returns its kind (user, alias...)."""
         with self._tx():
-            kind, owner = self._sender_kind(address)
+            kind, _ = self._sender_kind(address)
             if kind is None:
                 raise RelaykitError(f"{address} is not a user, an alias or an external sender address "
                                     "in the database: add it first")
             if not nexthops:
                 raise RelaykitError(f"{address}: only a domain can be excluded from the default relay")
-            table, column = _LINKS[kind]
-            self._link(table, column, owner, nexthops)
+            self.set_relay(address, nexthops)
             return kind
 
-    # relays by recipient domain (postfix-recipient-relaymap.cf): files only, so far
-    def set_recipient_relay(self, key: str, nexthops: tuple[NextHop, ...] = ()) -> bool:
-        raise RelaykitError("relays by recipient domain are not supported by the database store yet: "
-                            "use postfix-recipient-relaymap.cf without RELAYKIT_DATABASE_URL")
+    # relays by recipient domain (postfix-recipient-relaymap.cf): `domain` or `.domain`
+    def set_recipient_relay(self, key: str, nexthops: tuple[NextHop, ...]) -> bool:
+        with self._tx():
+            return self._q(
+                "INSERT INTO relaykit.recipient_relays AS r VALUES (%s, %s) ON CONFLICT (recipient_key) "
+                "DO UPDATE SET nexthops = EXCLUDED.nexthops WHERE r.nexthops <> EXCLUDED.nexthops",
+                (key, _written(nexthops))).rowcount > 0
 
     def remove_recipient_relay(self, key: str) -> bool:
-        return self.set_recipient_relay(key)
+        with self._tx():
+            return self._q("DELETE FROM relaykit.recipient_relays WHERE recipient_key = %s", (key,)).rowcount > 0
 
     # credentials (postfix-sasl-password.cf)
     def set_credential(self, key: str, user: str, password: Secret) -> bool:
         with self._tx():
+            if "@" in key and (key.startswith("@.") or not key.startswith("@")):  # an address, a wildcard
+                return self._q(
+                    "INSERT INTO relaykit.sender_credentials AS c VALUES (%s, %s, %s) ON CONFLICT (sasl_key) "
+                    "DO UPDATE SET username = EXCLUDED.username, password = EXCLUDED.password "
+                    "WHERE (c.username, c.password) IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.password)",
+                    (key, user, password.reveal())).rowcount > 0
             if key.startswith("@"):
                 domain_id = self._domain_id(key[1:])
                 return self._q(
@@ -246,6 +278,8 @@ class PostgresStore:
 
     def remove_credential(self, key: str) -> bool:
         with self._tx():
+            if "@" in key and (key.startswith("@.") or not key.startswith("@")):
+                return self._q("DELETE FROM relaykit.sender_credentials WHERE sasl_key = %s", (key,)).rowcount > 0
             if key.startswith("@"):
                 return self._q("DELETE FROM relaykit.domain_credentials USING relaykit.domains d "
                                "WHERE d.id = domain_id AND d.name = %s", (key[1:],)).rowcount > 0
@@ -291,38 +325,43 @@ class PostgresStore:
 
     # reading
     def load(self, secure=()) -> ConfigFiles:
-        """Everything as the file store's ConfigFiles, origins naming the database tables;
-        next hops parsed by the same validation as the files' (inputs/validate.py)."""
+        """Every entry as the file store's ConfigFiles, origins naming the database tables;
+        next hops parsed by the same validation as the files' (inputs/validate.py), so
+        `explain`, `list`, `check` and `setup relay test` resolve with the same Router as
+        with files, and agree with relaykit.sender_decision (db/006)."""
+        def origin(table: str) -> Origin:
+            return Origin(f"{ORIGIN}:{table}")
+
+        def relay_rules(sql: str, table: str) -> list[RelayRule]:
+            return [RelayRule(key, validate.relay_list(hops, "relay", secure) if hops else (), origin(table))
+                    for key, hops in self._q(sql)]
+
+        def credentials(sql: str, table: str) -> list[Credential]:
+            return [Credential(key if "@" in key else validate.nexthop(key, secure=secure),
+                               value.partition(":")[0], Secret(value.partition(":")[2]), origin(table))
+                    for key, value in self._q(sql)]
+
         with self._tx():
-            # implicit TLS as Postfix will use it (view sender_transports): by port
-            rules = [RelayRule(key, validate.relay_list(hops, "relay", secure), Origin(f"{ORIGIN}:sender_relays"))
-                     for key, hops in self._q("SELECT sender_key, nexthops FROM relaykit.sender_relays "
-                                              "WHERE sender_key LIKE '@%%' ORDER BY 1")]
-            rules += [RelayRule("@" + name, (), Origin(f"{ORIGIN}:opt_outs"))
-                      for (name,) in self._q("SELECT d.name FROM relaykit.opt_outs o JOIN relaykit.domains d "
-                                             "ON d.id = o.domain_id ORDER BY 1")]
-            creds = [Credential(key if key.startswith("@") else validate.nexthop(key, secure=secure),
-                                value.partition(":")[0], Secret(value.partition(":")[2]),
-                                Origin(f"{ORIGIN}:sasl_passwords"))
-                     for key, value in self._q("SELECT sasl_key, credentials FROM relaykit.sasl_passwords ORDER BY 1")]
-            accounts = [Account(a, Secret(h), Origin(f"{ORIGIN}:users"))
+            rules = relay_rules("SELECT sender_key, nexthops FROM relaykit.sender_relays ORDER BY 1", "sender_relays")
+            rules += relay_rules("SELECT '@' || d.name, NULL FROM relaykit.opt_outs o JOIN relaykit.domains d "
+                                 "ON d.id = o.domain_id ORDER BY 1", "opt_outs")
+            rules += relay_rules("SELECT sender_key, nexthops FROM relaykit.sender_rules ORDER BY 1", "sender_rules")
+            creds = credentials("SELECT sasl_key, credentials FROM relaykit.sasl_passwords ORDER BY 1",
+                                "sasl_passwords")
+            creds += credentials("SELECT sasl_key, username || ':' || password FROM relaykit.sender_credentials "
+                                 "ORDER BY 1", "sender_credentials")
+            recipients = relay_rules("SELECT recipient_key, nexthops FROM relaykit.recipient_relays ORDER BY 1",
+                                     "recipient_relays")
+            accounts = [Account(a, Secret(h), origin("users"))
                         for a, h in self._q("SELECT address, password_hash FROM relaykit.users ORDER BY 1")]
-            aliases = [Alias(a, tuple(t), Origin(f"{ORIGIN}:aliases"))
+            aliases = [Alias(a, tuple(t), origin("aliases"))
                        for a, t in self._q("SELECT address, targets FROM relaykit.aliases ORDER BY 1")]
         return ConfigFiles(tuple(rules), tuple(creds), tuple(accounts), tuple(aliases),
-                           relaymap_exists=True, sasl_exists=True)
+                           relaymap_exists=True, sasl_exists=True, recipient_rules=tuple(recipients))
 
     def import_files(self, files: ConfigFiles) -> dict[str, int]:
-        """Copy a parsed DMS config directory in, in ONE transaction. What the database
-        cannot hold (yet) is refused with its file:line, before any change."""
-        for rule in files.relay_rules:
-            if rule.sender.startswith("@."):
-                raise ConfigError("subdomain wildcards are not supported by the database store", rule.origin)
-            if not all(_port_mode(hop) for hop in rule.nexthops):
-                raise ConfigError(_PREFIX_REFUSED, rule.origin)
-        if files.recipient_rules:
-            raise ConfigError("relays by recipient domain are not supported by the database store",
-                              files.recipient_rules[0].origin)
+        """Copy a parsed DMS config directory in, in ONE transaction: every rule the files
+        can hold, the database holds too (db/006)."""
         with self._tx():
             for account in files.accounts:
                 self.set_account(account.address, account.password_hash)
@@ -330,10 +369,13 @@ class PostgresStore:
                 self.set_alias(alias.address, alias.targets)
             for rule in files.relay_rules:
                 self.set_relay(rule.sender, rule.nexthops)
+            for rule in files.recipient_rules:
+                self.set_recipient_relay(rule.sender, rule.nexthops)
             for cred in files.credentials:
                 self.set_credential(cred.key, cred.user, cred.password)
-        return {"relay rules": len(files.relay_rules), "credentials": len(files.credentials),
-                "accounts": len(files.accounts), "aliases": len(files.aliases)}
+        return {"relay rules": len(files.relay_rules), "recipient relay rules": len(files.recipient_rules),
+                "credentials": len(files.credentials), "accounts": len(files.accounts),
+                "aliases": len(files.aliases)}
 
 
 # link table and its owner column, by sender kind

@@ -43,6 +43,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def reachable(self) -> bool | None:
+        """Whether the store answers now (`relaykit start` asks every few seconds and
+        reloads Postfix when it is back); None: nothing to watch (files)."""
+
     # editing: True when something changed
     def set_relay(self, sender: str, nexthops: tuple[NextHop, ...]) -> bool: ...
 

@@ -12,7 +12,8 @@ from relaykit.cli import ui
 from relaykit.errors import RelaykitError, UsageError
 from relaykit.inputs import dmsfiles, validate
 from relaykit.inputs.env import database_url
-from relaykit.inputs.settings import config_dir
+from relaykit.core.plan import build
+from relaykit.inputs.settings import config_dir, load
 from relaykit.stores.postgres import PostgresStore, upgrade_schema
 
 
@@ -45,6 +46,7 @@ def import_(args: list[str]) -> int:
     if not directory.is_dir():
         raise RelaykitError(f"{directory} is not a directory")
     files = dmsfiles.load(directory)  # ConfigError names file:line; nothing written yet
+    build(load(), files, "hash")  # what configure would refuse (a key given twice...), with its line
     counts = _database().import_files(files)
     ui.ok(f"imported {directory}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
