@@ -15,7 +15,7 @@ from __future__ import annotations
 from relaykit import log
 from relaykit.core import pgsql, submission
 from relaykit.core.dovecot import Passdb
-from relaykit.errors import RelaykitError
+from relaykit.errors import ConfigError, RelaykitError
 from relaykit.inputs import validate
 from relaykit.inputs.env import OAUTH2
 from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
