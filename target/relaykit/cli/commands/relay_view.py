@@ -78,14 +78,15 @@ def _problems(environ: Mapping[str, str]) -> tuple[list[RelaykitError], list[str
     except ConfigError as exc:
         return problems + [exc], [], None
     try:  # what configure adds: the Postfix overrides, checked by Postfix on a copy
-        plan = prepare(environ).plan
+        applied = prepare(environ).plan
     except ConfigErrors as exc:
         return problems + exc.errors, [], None
     except ConfigError as exc:
         return problems + [exc], [], None
-    overrides = [f"override {o.origin}: {o.key} = {o.value}" for o in plan.overrides]
+    overrides = [f"override {o.origin}: {o.key} = {o.value}" for o in applied.overrides]
     reports = [*settings.dms_reports, *dmsvars.audit_files(settings.config_dir)]
-    return problems, [*reports, *plan.warnings], "\n".join([summary(plan), *overrides])
+    warnings = [*reports, *dict.fromkeys([*plan.warnings, *applied.warnings])]
+    return problems, warnings, "\n".join([summary(plan), *overrides])
 
 
 def check(args: list[str]) -> int:
