@@ -92,6 +92,8 @@ if [ "${PRUNE:-0}" = 1 ]; then
   "$PREFIX/bin/pip" uninstall -q -y pip setuptools
   apt-get purge -y -qq --auto-remove python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl \
     $build >/dev/null
+  # binutils (gcc's) stays behind otherwise: apt keeps what an installed package Suggests
+  apt-get autoremove -y -qq --purge -o APT::AutoRemove::SuggestsImportant=false >/dev/null
   apt-get clean
   rm -rf /var/lib/apt/lists/* /root/.cache /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log
 fi

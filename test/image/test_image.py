@@ -252,4 +252,5 @@ def test_the_image_keeps_no_build_tools_or_caches(docker):
     assert lines[-3:] == ["0", "0", "0"]  # no apt lists, no downloaded packages, no venv or C tooling
     size = json.loads(d.docker("image", "inspect", d.IMAGE).stdout)[0]["Size"]
     base = json.loads(d.docker("image", "inspect", "debian:12-slim").stdout)[0]["Size"]
-    assert size - base < 140_000_000, f"relaykit adds {(size - base) / 1e6:.0f} MB to its base"
+    # 125 MB before OAuth2; its token flows (msal, requests-oauthlib, cryptography) add 24 MB
+    assert size - base < 155_000_000, f"relaykit adds {(size - base) / 1e6:.0f} MB to its base"
