@@ -94,3 +94,11 @@ def test_an_error_leaves_the_previous_configuration_in_place(env):
     env.write("postfix-relaymap.cf", "@example.com [relay.test]:587\n@broken_domain\n")
     configure_fails(env)
     assert {p.name: p.read_bytes() for p in env.postfix.config_dir.iterdir() if p.is_file()} == tables
+
+
+def test_bad_relay_limits_line_names_file_and_line(env):
+    env.write("postfix-relaymap.cf", "@example.com [relay.test]:587\n")
+    env.write("postfix-relay-limits.cf", "# SES\n[relay.test]:587 rate=14/s\n")
+    stderr = configure_fails(env)
+    assert f"{env.config_dir}/postfix-relay-limits.cf:2" in stderr
+    assert "faster than one message a second" in stderr

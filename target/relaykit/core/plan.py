@@ -173,6 +173,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         warnings=tuple(warnings),
         optouts=optouts,
         recipient_routes=recipient_routes,
+        limits=files.relay_limits,
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
@@ -181,8 +182,9 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
                           *(c.key for c in creds if "@" in c.key)])
     decisions = {key: router.decide(key_chain(key)) for key in keys}
     extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
-                              recipient_routes, creds, relayhost, table_type, directory)
-    plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services)
+                              recipient_routes, creds, relayhost, table_type, directory, files.relay_limits)
+    plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services,
+                   warnings=plan.warnings + extra.warnings)
     direct = _reaching_direct(decisions)
     unused = [login for login in plan.logins if login.key in direct]
     if not unused:

@@ -26,13 +26,22 @@ default_transport.
 By recipient domain: transport_maps, which beats every sender rule. Its transport turns
 smtp_sender_dependent_authentication off, so the relay gets the credentials of its next
 hop, never the credentials of whoever sent the mail.
+
+Per-relay limits (postfix-relay-limits.cf): the queue manager paces and bounds deliveries
+per transport and destination (postconf(5) transport_destination_rate_delay,
+transport_destination_concurrency_limit: main.cf parameters named after the master.cf
+service, read by qmgr, not by the client). So a limited relay gets clients of its own,
+relaykit_limitN (credentials by sender then relay, as `smtp`) and relaykit_limitN_relay
+(by relay only, also for relays by recipient domain), N its line in the file; the routes
+whose first next hop it is go through them. Their TLS mode is the relay's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from relaykit.model.entries import RelayLimit
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Route, Service, Table
 
@@ -42,6 +51,8 @@ RELAY_SMTPS = "relaykit_relay_smtps"
 RCPT = "relaykit_rcpt"  # client for relays chosen by recipient domain (credentials by relay)
 RCPT_SMTPS = "relaykit_rcpt_smtps"
 DIRECT = "relaykit_direct"  # to a recipient's MX: never authenticates
+
+LIMIT = "relaykit_limit"  # + the limit's number (+ "_relay"): a limited relay's clients
 
 RELAYHOST_WILDCARDS = "relayhost_map_subdomains"
 SASL_WILDCARDS = "sasl_passwd_subdomains"
@@ -58,6 +69,7 @@ class Extra:
     tables: tuple[Table, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
     services: tuple[Service, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def parents(domain: str) -> list[str]:
@@ -80,6 +92,49 @@ def client_transport(implicit: bool, by_relay: bool) -> str:
 
 def recipient_transport(implicit: bool) -> str:
     return RCPT_SMTPS if implicit else RCPT
+
+
+def limited_transport(number: int, by_relay: bool) -> str:
+    """The client of the `number`th limited relay (1-based, its order in the file)."""
+    return f"{LIMIT}{number}_relay" if by_relay else f"{LIMIT}{number}"
+
+
+def limit_of(hops: tuple[NextHop, ...], limits: tuple[RelayLimit, ...]) -> tuple[int, RelayLimit] | None:
+    """(number, limit) of the first next hop of a route, if that relay is limited."""
+    if not hops or not limits:
+        return None
+    return next(((i, limit) for i, limit in enumerate(limits, 1) if limit.hop == hops[0]), None)
+
+
+def _limited(used: set[str], limits: tuple[RelayLimit, ...]) -> tuple[list[Service], dict[str, str], list[str]]:
+    """The master.cf clients and qmgr's main.cf limits of the limited relays mail uses."""
+    services, params, warnings = [], {}, []
+    for number, limit in enumerate(limits, 1):
+        names = [limited_transport(number, by_relay) for by_relay in (False, True)]
+        names = [name for name in names if name in used]
+        if not names:
+            warnings.append(f"{limit.origin}: {limit.hop} is not the (first) relay of any route: its limits have "
+                            "no effect")
+        elif len(names) == 2:
+            warnings.append(f"{limit.origin}: {limit.hop} gets mail with the sender's credentials and with its own, "
+                            f"through two clients ({', '.join(names)}): each keeps the limits, so the relay may "
+                            "see up to twice the rate and connections")
+        for name in names:
+            service = smtp_service(name, implicit=limit.hop.implicit_tls, sender_auth=not name.endswith("_relay"))
+            # no connection cache: an idle cached connection would be one more than the
+            # relay allows (the limits count deliveries; a provider counts connections)
+            services.append(replace(service, options=service.options + (
+                ("smtp_connection_cache_on_demand", "no"),)))
+            if limit.delay:
+                params[f"{name}_destination_rate_delay"] = f"{limit.delay}s"
+                # postconf(5): with a rate delay, one failed connection would otherwise defer
+                # all of the relay's mail
+                params[f"{name}_destination_concurrency_failed_cohort_limit"] = "10"
+            if limit.concurrency or limit.delay:
+                # one at a time with a rate: qmgr starts with parallel deliveries before the
+                # first one's delay applies
+                params[f"{name}_destination_concurrency_limit"] = str(limit.concurrency or 1)
+    return services, params, warnings
 
 
 def pcre_escape(text: str) -> str:
@@ -111,7 +166,7 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 
 def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
           recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
-          directory: Path) -> Extra:
+          directory: Path, limits: tuple[RelayLimit, ...] = ()) -> Extra:
     """`transports`: (sender key, sender_transport value) from routing.Router's decisions."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
@@ -142,7 +197,11 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         params["sender_dependent_default_transport_maps"] = ", ".join(maps)
     # Mail no rule routes: to DEFAULT_RELAY_HOST by its client, else to the MX by one that
     # never authenticates.
-    if relayhost and relayhost[0].implicit_tls:
+    relayhost_limit = limit_of(relayhost, limits)
+    if relayhost_limit:
+        params["default_transport"] = limited_transport(relayhost_limit[0], by_relay=False)
+        used.add(params["default_transport"])
+    elif relayhost and relayhost[0].implicit_tls:
         params["default_transport"] = SMTPS
         used.add(SMTPS)
     elif not relayhost:
@@ -151,12 +210,20 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
     services += [client_service(name) for name in CLIENTS if name in used]
 
     if recipient_routes:
+        def rcpt(route: Route) -> str:
+            limit = limit_of(route.nexthops, limits)
+            return limited_transport(limit[0], by_relay=True) if limit else recipient_transport(route.implicit_tls)
+
         tables.append(Table(RECIPIENT_TRANSPORT, tuple(
-            f"{r.sender} {recipient_transport(r.implicit_tls)}:{','.join(r.nexthops)}" for r in recipient_routes)))
+            f"{r.sender} {rcpt(r)}:{','.join(r.nexthops)}" for r in recipient_routes)))
         params["transport_maps"] = ref(RECIPIENT_TRANSPORT)
-        for implicit in sorted({r.implicit_tls for r in recipient_routes}):
+        for implicit in sorted({r.implicit_tls for r in recipient_routes if not limit_of(r.nexthops, limits)}):
             services.append(smtp_service(recipient_transport(implicit), implicit=implicit, sender_auth=False))
-    return Extra(tuple(tables), params, tuple(services))
+        used.update(rcpt(r) for r in recipient_routes)
+    if not limits:
+        return Extra(tuple(tables), params, tuple(services))
+    limited_services, limited_params, warnings = _limited(used, limits)
+    return Extra(tuple(tables), {**params, **limited_params}, tuple(services + limited_services), tuple(warnings))
 
 
 CLIENTS = (SMTPS, RELAY, RELAY_SMTPS, DIRECT)  # the clients sender routes and default_transport use

@@ -48,6 +48,29 @@ class RelayRule:
 
 
 @dataclass(frozen=True)
+class RelayLimit:
+    """A postfix-relay-limits.cf line: how fast and how wide Postfix may send to one relay.
+
+    `delay`: whole seconds between two deliveries (Postfix's _destination_rate_delay),
+    from `rate` (the user's `N/s`, `N/m`...); `concurrency`: parallel connections at most
+    (_destination_concurrency_limit). None: not limited that way."""
+
+    hop: NextHop
+    rate: str | None
+    delay: int | None
+    concurrency: int | None
+    origin: Origin
+
+    def describe(self) -> str:
+        parts = []
+        if self.delay:
+            parts.append(f"rate {self.rate} (one message every {self.delay}s)")
+        if self.concurrency:
+            parts.append(f"at most {self.concurrency} connection(s)")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Credential:
     """A sasl_passwd entry: `key` is `@domain` (an address, `@.domain`) or a relay next hop."""
 
@@ -90,6 +113,7 @@ class ConfigFiles:
     relaymap_exists: bool = False
     sasl_exists: bool = False
     recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
+    relay_limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf (files store only)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from relaykit.model.entries import Origin, Override
+from relaykit.model.entries import Origin, Override, RelayLimit
 from relaykit.model.nexthop import NextHop
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
@@ -101,6 +101,7 @@ class Plan:
     # postconf -P), and the user's overrides these and `params` carry (core/overrides.py).
     service_params: dict[str, str] = field(default_factory=dict)
     overrides: tuple[Override, ...] = ()
+    limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf: each limited relay's transport
 
     @property
     def configured(self) -> bool:
@@ -137,4 +138,5 @@ def combine(*plans: Plan) -> Plan:
         recipient_routes=tuple(r for p in plans for r in p.recipient_routes),
         service_params={k: v for p in plans for k, v in p.service_params.items()},
         overrides=tuple(o for p in plans for o in p.overrides),
+        limits=tuple(l for p in plans for l in p.limits),
     )

@@ -43,6 +43,8 @@ def describe(r: Resolution) -> list[str]:
         for hop, login in zip(r.nexthops, r.logins):
             who = f"{login.user} (from {login.origin})" if login else "none (no credentials)"
             lines.append(f"login:      {hop}: {who}")
+        if r.limit:
+            lines.append(f"limits:     {r.limit.describe()} (from {r.limit.origin})")
     why = str(r.origin) if r.origin else "no rule matched"
     if r.by_recipient:
         why += " (by recipient domain: wins over sender rules)"
