@@ -102,3 +102,14 @@ def test_bad_relay_limits_line_names_file_and_line(env):
     stderr = configure_fails(env)
     assert f"{env.config_dir}/postfix-relay-limits.cf:2" in stderr
     assert "faster than one message a second" in stderr
+
+
+def test_bad_sender_rewrite_line_names_file_and_line(env):
+    env.write("postfix-sender-rewrite.cf", "@shop.example noreply@verified.example\n@shop.example other@verified.example\n")
+    stderr = configure_fails(env)
+    assert f"{env.config_dir}/postfix-sender-rewrite.cf:2" in stderr and "rewritten at" in stderr
+
+
+def test_sender_canonical_maps_is_relaykits(env):
+    stderr = configure_fails(env, POSTFIX_SENDER_CANONICAL_MAPS="hash:/etc/postfix/x")
+    assert "postfix-sender-rewrite.cf" in stderr

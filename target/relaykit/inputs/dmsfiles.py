@@ -13,6 +13,8 @@ start of a line makes a comment, blank lines are ignored.
                               [host]:port user:pass   credentials by relay
     postfix-accounts.cf       user@domain|{SCHEME}hash
     postfix-virtual.cf        alias@domain  target[,target...]
+    postfix-sender-rewrite.cf @domain|user@domain  new@address|@newdomain
+                              the envelope sender and From as mail enters (routing sees the new one)
     postfix-relay-limits.cf   [host]:port rate=N/s|N/m|N/h concurrency=N
                               how fast and how wide Postfix may send to a relay
 
@@ -28,8 +30,10 @@ from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
-from relaykit.inputs.env import ACCOUNTS, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP, SASL_PASSWORD, VIRTUAL
-from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayLimit, RelayRule
+from relaykit.inputs.env import (ACCOUNTS, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP, SASL_PASSWORD,
+                                 SENDER_REWRITE, VIRTUAL)
+from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, Origin, RelayLimit, RelayRule,
+                                    SenderRewrite)
 from relaykit.secret import Secret
 
 __all__ = ["ACCOUNTS", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load", "load_accounts", "rows"]
@@ -177,6 +181,30 @@ def parse_limit_row(row: Row, secure: object = ()) -> RelayLimit:
                             "give rate= or concurrency= above 1, not both")
     return RelayLimit(hop, rate, rate_delay(rate) if rate is not None else None,
                       int(concurrency) if concurrency is not None else None, row.origin)
+
+
+def parse_rewrite_row(row: Row, secure: object = ()) -> SenderRewrite:
+    if len(row.fields) != 2:
+        raise RelaykitError("expected '@domain new@address' (or user@domain, or @newdomain to keep the "
+                            f"local part), found {len(row.fields)} fields")
+    key = validate.route_key(row.fields[0], "sender")
+    if "@" not in row.fields[1]:
+        raise RelaykitError(f"the new sender must be an address or @newdomain, not {row.fields[1]!r}")
+    target = validate.route_key(row.fields[1], "new sender")
+    if key.startswith("@.") or target.startswith("@."):
+        raise RelaykitError("@.domain (every subdomain) is for routes; rewrite user@domain or @domain")
+    return SenderRewrite(key, target, row.origin)
+
+
+def load_rewrites(config_dir: Path) -> tuple[SenderRewrite, ...]:
+    """postfix-sender-rewrite.cf; a key given twice is an error at its second line."""
+    rewrites = _collect(Path(config_dir) / SENDER_REWRITE, parse_rewrite_row, ())
+    seen: dict[str, Origin] = {}
+    errors = [ConfigError(f"{r.key} is rewritten at {seen[r.key]} already", r.origin)
+              for r in rewrites if seen.setdefault(r.key, r.origin) is not r.origin]
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return rewrites
 
 
 def load_accounts(config_dir: Path) -> tuple[Account, ...]:

@@ -71,6 +71,19 @@ class RelayLimit:
 
 
 @dataclass(frozen=True)
+class SenderRewrite:
+    """A postfix-sender-rewrite.cf line: senders `key` (user@domain or @domain) leave as
+    `target` (an address, or @domain to keep the local part)."""
+
+    key: str
+    target: str
+    origin: Origin
+
+    def apply(self, sender: str) -> str:
+        return sender.rpartition("@")[0] + self.target if self.target.startswith("@") else self.target
+
+
+@dataclass(frozen=True)
 class Credential:
     """A sasl_passwd entry: `key` is `@domain` (an address, `@.domain`) or a relay next hop."""
 

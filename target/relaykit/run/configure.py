@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaykit import log
-from relaykit.core import overrides, overview
+from relaykit.core import overrides, overview, rewrite
 from relaykit.core.plan import build
 from relaykit.core.submission import tls_files
 from relaykit.edges import system
@@ -19,6 +19,7 @@ from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, ConfigErrors
 from relaykit.inputs import dmsvars
+from relaykit.inputs import dmsfiles
 from relaykit.inputs import overrides as override_files
 from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
@@ -46,6 +47,9 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     networks = system.trusted_networks(settings.submission) if settings.submission and settings.submission.active \
         else ()
     plan = store.plan(settings, table_type, networks)
+    policy = rewrite.build(settings, dmsfiles.load_rewrites(settings.config_dir), table_type)
+    if policy.params:
+        plan = combine(plan, policy)
     if settings.hostname:  # OVERRIDE_HOSTNAME; else Postfix's default: the container's name
         plan = combine(plan, Plan(params={"myhostname": settings.hostname}, table_type=table_type))
     return Prepared(settings, with_overrides(settings, plan, postfix), postfix, store)

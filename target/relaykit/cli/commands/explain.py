@@ -7,8 +7,10 @@ its own TLS mode and level (model/nexthop.py). Usernames only, never passwords.
 
 from __future__ import annotations
 
+from relaykit.core.rewrite import rewritten
 from relaykit.core.routing import Resolution, resolve
 from relaykit.inputs import validate
+from relaykit.inputs.dmsfiles import load_rewrites
 from relaykit.run.configure import routing
 
 _LEVELS = {"encrypt": "a relay without TLS gets neither mail nor password",
@@ -57,6 +59,11 @@ def describe(r: Resolution) -> list[str]:
 def explain(args: list[str]) -> int:
     sender = validate.address(args[0], "sender", table_key=True)
     recipient = validate.address(args[1], "recipient", table_key=True) if len(args) > 1 else None
-    _, _, plan = routing()
+    settings, _, plan = routing()
+    change = rewritten(load_rewrites(settings.config_dir), sender)
+    if change:  # cleanup rewrites the sender before any route is looked up
+        print(f"rewrite:    {sender} -> {change.apply(sender)} (from {change.origin}; routes and credentials "
+              "see the new sender)")
+        sender = change.apply(sender)
     print("\n".join(describe(resolve(plan, sender, recipient))))
     return 0
