@@ -14,7 +14,7 @@ setup(
                       "psycopg>=3.1"],  # PostgreSQL store, imported only when configured; Debian's libpq5
     package_data={"relaykit.stores.db": ["*.sql"]},
     extras_require={
-        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6",
+        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6", "dkimpy>=1.1",
                  "kubernetes-validate>=1.28"],  # Kubernetes' schemas, offline
         "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],
     },

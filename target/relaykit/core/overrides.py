@@ -55,6 +55,8 @@ PLANNED = {
     "myhostname": "OVERRIDE_HOSTNAME sets it",
     "smtpd_tls_security_level": "ENABLE_SUBMISSION sets it (STARTTLS offered on port 25)",
     "smtp_header_checks": "RELAYKIT_STRIP_RECEIVED sets it",
+    "smtpd_milters": "DKIM signing sets it (keys in opendkim/keys: setup config dkim)",
+    "non_smtpd_milters": "DKIM signing sets it (keys in opendkim/keys: setup config dkim)",
     "local_header_rewrite_clients": "postfix-sender-rewrite.cf sets it (From is rewritten for every client that may relay)",
 }
 # Families owned by prefix: the SMTP client's and server's SASL (credentials, logins).

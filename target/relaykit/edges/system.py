@@ -56,3 +56,19 @@ def _certificate_name(cert: Path) -> str | None:
         return None  # unreadable: make a new one
     names = [line.split("=", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("commonName")]
     return names[0] if names else None
+
+
+def dkim_genkey(directory: Path, domain: str, selector: str, bits: int) -> tuple[Path, str]:
+    """A new DKIM key pair by opendkim-genkey (opendkim-tools), as DMS's `setup config dkim`:
+    <directory>/<selector>.private (0600) and the DNS TXT record (<selector>.txt), returned."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["opendkim-genkey", "-b", str(bits), "-d", domain, "-s", selector, "-D", str(directory)],
+                       capture_output=True, text=True, check=True, umask=0o077)  # the key: never readable by others
+    except FileNotFoundError:
+        raise RelaykitError("opendkim-genkey is not installed (Debian's opendkim-tools)") from None
+    except subprocess.CalledProcessError as exc:
+        raise RelaykitError(f"opendkim-genkey failed: {exc.stderr.strip()}") from None
+    private = directory / f"{selector}.private"
+    private.chmod(0o600)
+    return private, (directory / f"{selector}.txt").read_text()

@@ -30,10 +30,10 @@ from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
-from relaykit.inputs.env import (ACCOUNTS, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP, SASL_PASSWORD,
+from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP, SASL_PASSWORD,
                                  SENDER_REWRITE, VIRTUAL)
-from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, Origin, RelayLimit, RelayRule,
-                                    SenderRewrite)
+from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, DkimKey, Origin, RelayLimit,
+                                    RelayRule, SenderRewrite)
 from relaykit.secret import Secret
 
 __all__ = ["ACCOUNTS", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load", "load_accounts", "rows"]
@@ -205,6 +205,38 @@ def load_rewrites(config_dir: Path) -> tuple[SenderRewrite, ...]:
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return rewrites
+
+
+def selector(text: str) -> str:
+    """A DKIM selector: a DNS label (letters, digits, '-'), as in <selector>._domainkey."""
+    if not (0 < len(text) <= 63 and text.isascii() and text.replace("-", "").isalnum()
+            and not text.startswith("-") and not text.endswith("-")):
+        raise RelaykitError(f"a selector is one DNS label (letters, digits, '-'), not {text!r}")
+    return text.lower()
+
+
+def load_dkim_keys(config_dir: Path) -> tuple[DkimKey, ...]:
+    """The keys of opendkim/keys/<domain>/<selector>.private: one selector per domain (the
+    one DMS's `setup config dkim` made); several in one domain's directory is an error."""
+    root = Path(config_dir) / DKIM_KEYS
+    if not root.is_dir():
+        return ()
+    keys, errors = [], []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        privates = sorted(directory.glob("*.private"))
+        origin = Origin(str(directory))
+        try:
+            domain = validate.domain(directory.name, "DKIM domain")
+            if len(privates) > 1:
+                raise RelaykitError(f"one key per domain, found {', '.join(p.name for p in privates)}: "
+                                    "remove the ones not published in DNS")
+            if privates:
+                keys.append(DkimKey(domain, selector(privates[0].stem), str(privates[0])))
+        except RelaykitError as exc:
+            errors.append(ConfigError(exc.message, origin))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return tuple(keys)
 
 
 def load_accounts(config_dir: Path) -> tuple[Account, ...]:

@@ -103,6 +103,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         dms_reports=dmsvars.audit(env, origins),
         strip_received=checked("RELAYKIT_STRIP_RECEIVED", lambda v: _flag(v, "RELAYKIT_STRIP_RECEIVED"),
                                env.get("RELAYKIT_STRIP_RECEIVED")) or False,
+        dkim_dir=Path(env.get("RELAYKIT_DKIM_DIR") or "/run/relaykit/opendkim"),
     )
 
 

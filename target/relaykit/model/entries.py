@@ -84,6 +84,20 @@ class SenderRewrite:
 
 
 @dataclass(frozen=True)
+class DkimKey:
+    """A DKIM private key in the config directory, DMS's layout:
+    opendkim/keys/<domain>/<selector>.private (mail From <domain> is signed with it)."""
+
+    domain: str
+    selector: str
+    path: str
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+
+@dataclass(frozen=True)
 class Credential:
     """A sasl_passwd entry: `key` is `@domain` (an address, `@.domain`) or a relay next hop."""
 

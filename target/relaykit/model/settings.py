@@ -63,6 +63,8 @@ class Settings:
     # RELAYKIT_STRIP_RECEIVED: Received headers (and X-Originating-IP) removed as mail
     # leaves (smtp_header_checks): the relay does not learn the internal hosts and clients.
     strip_received: bool = False
+    # RELAYKIT_DKIM_DIR: OpenDKIM's generated configuration, key copies and milter socket.
+    dkim_dir: Path = Path("/run/relaykit/opendkim")
 
     @property
     def default_relay(self) -> tuple[NextHop, ...]:

@@ -28,9 +28,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relaykit import log
+from relaykit.core.dkim import Files
 from relaykit.edges.dovecot import DovecotProcess, Layout, layout_for
+from relaykit.edges.opendkim import OpenDKIMProcess
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, RelaykitError, UsageError
+from relaykit.inputs.dmsfiles import load_dkim_keys
 from relaykit.inputs.settings import config_dir, env_file, load
 from relaykit.run import watch
 from relaykit.run.apply import Changes
@@ -132,6 +135,25 @@ class Dovecot(Service):
         return changes.dovecot_config
 
 
+class OpenDKIM(Service):
+    """OpenDKIM, Postfix's signing milter, when a domain has a key (started before
+    Postfix, so the socket is there for the first message). New or removed keys need a
+    restart of the container, as in DMS."""
+
+    name = "opendkim"
+
+    def __init__(self, directory) -> None:
+        super().__init__()
+        self.opendkim = OpenDKIMProcess(Files(directory, {}, {}))
+
+    def start(self) -> None:
+        self.opendkim.start()  # returns once the socket is there
+        self.process = self.opendkim.process
+
+    def needs_reload(self, changes: Changes) -> bool:
+        return False
+
+
 def supervised(environ: Mapping[str, str]) -> list[Service]:
     """What `relaykit start` runs, in start order (stopped in reverse)."""
     settings = load(environ)
@@ -139,6 +161,8 @@ def supervised(environ: Mapping[str, str]) -> list[Service]:
     services: list[Service] = []
     if settings.submission and settings.submission.enabled:
         services.append(Dovecot(layout_for(settings, postfix)))
+    if load_dkim_keys(settings.config_dir):
+        services.append(OpenDKIM(settings.dkim_dir))
     services.append(PostfixMaster(postfix))
     return services
 

@@ -7,10 +7,11 @@ its own TLS mode and level (model/nexthop.py). Usernames only, never passwords.
 
 from __future__ import annotations
 
+from relaykit.core.dkim import signing_key
 from relaykit.core.rewrite import rewritten
 from relaykit.core.routing import Resolution, resolve
 from relaykit.inputs import validate
-from relaykit.inputs.dmsfiles import load_rewrites
+from relaykit.inputs.dmsfiles import load_dkim_keys, load_rewrites
 from relaykit.run.configure import routing
 
 _LEVELS = {"encrypt": "a relay without TLS gets neither mail nor password",
@@ -66,4 +67,7 @@ def explain(args: list[str]) -> int:
               "see the new sender)")
         sender = change.apply(sender)
     print("\n".join(describe(resolve(plan, sender, recipient))))
+    key = signing_key(load_dkim_keys(settings.config_dir), sender)  # OpenDKIM: by the From: domain
+    print(f"dkim:       signed d={key.domain} s={key.selector} ({key.path})" if key else
+          f"dkim:       unsigned: no key for {sender.rpartition('@')[2]} (setup config dkim makes one)")
     return 0
