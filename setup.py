@@ -17,7 +17,7 @@ setup(
                       "msal>=1.28", "requests-oauthlib>=1.3"],
     package_data={"relaykit.stores.db": ["*.sql"]},
     extras_require={
-        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6",
+        "test": ["pytest>=7", "aiosmtpd>=1.4", "trustme>=1.1", "PyYAML>=6", "hypothesis>=6", "dkimpy>=1.1",
                  "kubernetes-validate>=1.28"],  # Kubernetes' schemas, offline
         "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],
     },

@@ -19,10 +19,11 @@ export DEBIAN_FRONTEND=noninteractive
 # mechanisms (PLAIN, LOGIN: without libsasl2-modules, a Recommends that
 # --no-install-recommends drops, Postfix finds "No worthy mechs" and cannot log in to
 # any relay); Dovecot for SASL (its pgsql driver: passwords from the database store);
-# Python (libpq5, from postfix-pgsql, is psycopg's libpq); tini, the image's PID 1.
+# Python (libpq5, from postfix-pgsql, is psycopg's libpq); tini, the image's PID 1;
+# OpenDKIM, the signing milter, and opendkim-genkey (`setup config dkim`).
 # "No configuration" keeps the postfix package from writing a main.cf.
 packages="postfix postfix-lmdb postfix-pcre postfix-pgsql libsasl2-modules dovecot-core dovecot-pgsql
-  ca-certificates openssl python3 python3-venv procps util-linux iproute2 tini"
+  ca-certificates openssl python3 python3-venv procps util-linux iproute2 tini opendkim opendkim-tools"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

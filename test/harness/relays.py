@@ -8,6 +8,7 @@ only, with certificates from a private CA made by `trustme` for the test session
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import threading
@@ -31,6 +32,7 @@ class Received:
     tls: bool
     data: bytes
     helo: str | None = None  # the name the client gave in HELO/EHLO
+    at: float = 0.0  # time.monotonic() when the message was taken
 
 
 @dataclass
@@ -86,9 +88,16 @@ class _Handler:
             return "421 4.4.2 connection dropped"
         if self.relay.data_reply:
             return self.relay.data_reply
+        if self.relay.hold:  # a slow relay: deliveries overlap, so their number shows
+            with self.relay.lock:
+                self.relay.in_data += 1
+                self.relay.max_in_data = max(self.relay.max_in_data, self.relay.in_data)
+            await asyncio.sleep(self.relay.hold)
+            with self.relay.lock:
+                self.relay.in_data -= 1
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
         received = Received(self.relay.name, envelope.mail_from, list(envelope.rcpt_tos), login,
-                            self.relay.secure(session), envelope.content, session.host_name)
+                            self.relay.secure(session), envelope.content, session.host_name, time.monotonic())
         with self.relay.lock:
             self.relay.messages.append(received)
         return "250 2.0.0 Ok: queued"
@@ -144,6 +153,18 @@ class _SMTP(SMTP):
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+    def connection_made(self, transport) -> None:
+        if self.transport is None:  # a new connection, not its STARTTLS (called again then)
+            with self.relay.lock:
+                self.relay.connections += 1
+                self.relay.max_connections = max(self.relay.max_connections, self.relay.connections)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc) -> None:
+        if self.transport is not None:  # once (aiosmtpd may call it again after a TLS failure)
+            with self.relay.lock:
+                self.relay.connections -= 1
+        super().connection_lost(exc)
 
     async def smtp_DATA(self, arg: str) -> None:
         if not (self.relay.drop_mid_data and self.envelope and self.envelope.rcpt_tos and not arg):
@@ -183,6 +204,9 @@ class CaptureRelay:
         self.drop_data = False  # abort the connection at the end of DATA, before replying
         self.drop_mid_data = False  # abort it after the first line of the message
         self.dropped = 0
+        self.hold = 0.0  # seconds each message waits before its final reply
+        self.in_data = self.max_in_data = 0  # deliveries in DATA now, and at most at once
+        self.connections = self.max_connections = 0  # open SMTP connections, now and at most
         self.controller: Controller | None = None
 
     @property

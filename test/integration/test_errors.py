@@ -117,3 +117,20 @@ def test_with_log_format_json_a_refused_configuration_is_one_json_line(env):
     record = json.loads(stderr)
     assert record["level"] == "error" and record["source"] == "relaykit"
     assert f"{env.config_dir}/postfix-relaymap.cf:1" in record["message"]
+def test_bad_relay_limits_line_names_file_and_line(env):
+    env.write("postfix-relaymap.cf", "@example.com [relay.test]:587\n")
+    env.write("postfix-relay-limits.cf", "# SES\n[relay.test]:587 rate=14/s\n")
+    stderr = configure_fails(env)
+    assert f"{env.config_dir}/postfix-relay-limits.cf:2" in stderr
+    assert "faster than one message a second" in stderr
+
+
+def test_bad_sender_rewrite_line_names_file_and_line(env):
+    env.write("postfix-sender-rewrite.cf", "@shop.example noreply@verified.example\n@shop.example other@verified.example\n")
+    stderr = configure_fails(env)
+    assert f"{env.config_dir}/postfix-sender-rewrite.cf:2" in stderr and "rewritten at" in stderr
+
+
+def test_sender_canonical_maps_is_relaykits(env):
+    stderr = configure_fails(env, POSTFIX_SENDER_CANONICAL_MAPS="hash:/etc/postfix/x")
+    assert "postfix-sender-rewrite.cf" in stderr

@@ -280,8 +280,26 @@ QUEUE = Group(
     ),
 )
 
+CONFIG = Group(
+    "config",
+    "Signing keys (DMS's setup config).",
+    (
+        Command(
+            "dkim", "relaykit.cli.commands.dkim:dkim", "[<domain>...] [keysize <bits>] [selector <name>] | list",
+            "Make DKIM keys (opendkim/keys/<domain>/<selector>.private) and print the DNS records.",
+            ("setup config dkim example.com", "setup config dkim keysize 4096 selector s2026 example.org",
+             "setup config dkim", "setup config dkim list"),
+            min_args=0, max_args=None,
+            details="Without a domain: every domain of postfix-accounts.cf and postfix-virtual.cf.\n"
+                    "keysize 1024, 2048 (default) or 4096; selector default 'mail'. A domain with a key\n"
+                    "keeps it. Publish the printed TXT record as <selector>._domainkey.<domain>, then\n"
+                    "restart: mail whose From is in that domain is signed by OpenDKIM.",
+        ),
+    ),
+)
+
 SETUP = Group("setup", "relaykit admin commands (docker-mailserver compatible).",
-              (RELAY, EMAIL, ALIAS, QUEUE, COMPLETION))
+              (RELAY, EMAIL, ALIAS, QUEUE, CONFIG, COMPLETION))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,12 +46,18 @@ OWNED = {
     "smtpd_tls_cert_file": "use SSL_CERT_PATH and SSL_KEY_PATH",
     "smtpd_tls_key_file": "use SSL_CERT_PATH and SSL_KEY_PATH",
     "maillog_file": "`relaykit start` sends Postfix's log to the container's output",
+    # it changes the sender routing and credentials are looked up with
+    "sender_canonical_maps": "sender rewriting is relaykit's: postfix-sender-rewrite.cf (routing sees the new sender)",
 }
 # Why a parameter relaykit sets in this configuration is its own, where the default
 # "relaykit sets it in this configuration" says too little.
 PLANNED = {
     "myhostname": "OVERRIDE_HOSTNAME sets it",
     "smtpd_tls_security_level": "ENABLE_SUBMISSION sets it (STARTTLS offered on port 25)",
+    "smtp_header_checks": "RELAYKIT_STRIP_RECEIVED sets it",
+    "smtpd_milters": "DKIM signing sets it (keys in opendkim/keys: setup config dkim)",
+    "non_smtpd_milters": "DKIM signing sets it (keys in opendkim/keys: setup config dkim)",
+    "local_header_rewrite_clients": "postfix-sender-rewrite.cf sets it (From is rewritten for every client that may relay)",
 }
 # Families owned by prefix: the SMTP client's and server's SASL (credentials, logins).
 OWNED_PREFIXES = {

@@ -190,6 +190,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         optouts=optouts,
         recipient_routes=recipient_routes,
         oauth2=tuple(oauth2),
+        limits=files.relay_limits,
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
@@ -199,10 +200,12 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     decisions = {key: router.decide(key_chain(key)) for key in keys}
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     _refuse_mixed_logins(decisions, recipient_routes, router, relayhost)
+    _refuse_limited_oauth2(files.relay_limits, oauth2_hops, decisions, recipient_routes, router, relayhost)
     extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
                               recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
-                              oauth2_kind)
-    plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services)
+                              oauth2_kind, files.relay_limits)
+    plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services,
+                   warnings=plan.warnings + extra.warnings)
     direct = _reaching_direct(decisions)
     unused = [login for login in plan.logins if login.key in direct]
     if not unused:
@@ -225,6 +228,23 @@ def _refuse_mixed_logins(decisions: dict, recipient_routes, router: Router, rela
         if len(kinds) > 1 and origin not in (e.origin for e in errors):
             errors.append(ConfigError("this route's relays log in some with a password and some with OAuth2: "
                                       "give all relays of a failover list the same kind of credential", origin))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def _refuse_limited_oauth2(limits, oauth2_hops, decisions: dict, recipient_routes, router: Router,
+                           relayhost) -> None:
+    """A limited relay has clients of its own (relaykit_limitN), and an OAuth2 relay needs
+    the XOAUTH2-only clients: one route cannot have both, so such a limit is refused rather
+    than silently dropped."""
+    hops_of = [(d.nexthops, d.logins) for d in decisions.values()]
+    hops_of += [(r.nexthops, tuple(router.logins.get(hop) for hop in r.nexthops)) for r in recipient_routes]
+    hops_of.append((relayhost, tuple(router.logins.get(hop) for hop in relayhost)))
+    errors = [ConfigError(f"{limit.hop} logs in with OAuth2 (postfix-oauth2.cf): per-relay limits are not "
+                          "supported for OAuth2 relays yet", limit.origin)
+              for limit in limits
+              if limit.hop in oauth2_hops or any(hops and hops[0] == limit.hop and logins and logins[0] is not None
+                                                 and logins[0].oauth2 is not None for hops, logins in hops_of)]
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 

@@ -36,13 +36,21 @@ out as a bearer token and a token never as a password. Their password maps end w
 (the token endpoint is down or refuses) is a lookup *error*, so Postfix defers the mail
 ("...oauth2_token_unavailable} lookup error", "status=deferred (local data error...)")
 instead of sending it without a login or with another one.
+Per-relay limits (postfix-relay-limits.cf): the queue manager paces and bounds deliveries
+per transport and destination (postconf(5) transport_destination_rate_delay,
+transport_destination_concurrency_limit: main.cf parameters named after the master.cf
+service, read by qmgr, not by the client). So a limited relay gets clients of its own,
+relaykit_limitN (credentials by sender then relay, as `smtp`) and relaykit_limitN_relay
+(by relay only, also for relays by recipient domain), N its line in the file; the routes
+whose first next hop it is go through them. Their TLS mode is the relay's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from relaykit.model.entries import RelayLimit
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import OAUTH2_KEYS, SASL_OAUTH2, Route, Service, Table
 
@@ -53,6 +61,8 @@ RCPT = "relaykit_rcpt"  # client for relays chosen by recipient domain (credenti
 RCPT_SMTPS = "relaykit_rcpt_smtps"
 DIRECT = "relaykit_direct"  # to a recipient's MX: never authenticates
 OAUTH2 = "_oauth2"  # inserted after "relaykit" in a client's name: its XOAUTH2 twin
+
+LIMIT = "relaykit_limit"  # + the limit's number (+ "_relay"): a limited relay's clients
 
 RELAYHOST_WILDCARDS = "relayhost_map_subdomains"
 SASL_WILDCARDS = "sasl_passwd_subdomains"
@@ -69,6 +79,7 @@ class Extra:
     tables: tuple[Table, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
     services: tuple[Service, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def parents(domain: str) -> list[str]:
@@ -105,6 +116,49 @@ def _untwin(name: str) -> str:
     return "smtp" if name == "relaykit" + OAUTH2 else name.replace("relaykit" + OAUTH2, "relaykit", 1)
 
 
+def limited_transport(number: int, by_relay: bool) -> str:
+    """The client of the `number`th limited relay (1-based, its order in the file)."""
+    return f"{LIMIT}{number}_relay" if by_relay else f"{LIMIT}{number}"
+
+
+def limit_of(hops: tuple[NextHop, ...], limits: tuple[RelayLimit, ...]) -> tuple[int, RelayLimit] | None:
+    """(number, limit) of the first next hop of a route, if that relay is limited."""
+    if not hops or not limits:
+        return None
+    return next(((i, limit) for i, limit in enumerate(limits, 1) if limit.hop == hops[0]), None)
+
+
+def _limited(used: set[str], limits: tuple[RelayLimit, ...]) -> tuple[list[Service], dict[str, str], list[str]]:
+    """The master.cf clients and qmgr's main.cf limits of the limited relays mail uses."""
+    services, params, warnings = [], {}, []
+    for number, limit in enumerate(limits, 1):
+        names = [limited_transport(number, by_relay) for by_relay in (False, True)]
+        names = [name for name in names if name in used]
+        if not names:
+            warnings.append(f"{limit.origin}: {limit.hop} is not the (first) relay of any route: its limits have "
+                            "no effect")
+        elif len(names) == 2:
+            warnings.append(f"{limit.origin}: {limit.hop} gets mail with the sender's credentials and with its own, "
+                            f"through two clients ({', '.join(names)}): each keeps the limits, so the relay may "
+                            "see up to twice the rate and connections")
+        for name in names:
+            service = smtp_service(name, implicit=limit.hop.implicit_tls, sender_auth=not name.endswith("_relay"))
+            # no connection cache: an idle cached connection would be one more than the
+            # relay allows (the limits count deliveries; a provider counts connections)
+            services.append(replace(service, options=service.options + (
+                ("smtp_connection_cache_on_demand", "no"),)))
+            if limit.delay:
+                params[f"{name}_destination_rate_delay"] = f"{limit.delay}s"
+                # postconf(5): with a rate delay, one failed connection would otherwise defer
+                # all of the relay's mail
+                params[f"{name}_destination_concurrency_failed_cohort_limit"] = "10"
+            if limit.concurrency or limit.delay:
+                # one at a time with a rate: qmgr starts with parallel deliveries before the
+                # first one's delay applies
+                params[f"{name}_destination_concurrency_limit"] = str(limit.concurrency or 1)
+    return services, params, warnings
+
+
 def pcre_escape(text: str) -> str:
     """Every character but letters and digits escaped: user input cannot change the pattern."""
     return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in text)
@@ -134,9 +188,11 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 
 def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
           recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
-          directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb") -> Extra:
+          directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb",
+          limits: tuple[RelayLimit, ...] = ()) -> Extra:
     """`transports`: (sender key, sender_transport value) from routing.Router's decisions;
-    `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one."""
+    `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one; `limits`:
+    postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay)."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
 
@@ -166,8 +222,12 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         params["sender_dependent_default_transport_maps"] = ", ".join(maps)
     # Mail no rule routes: to DEFAULT_RELAY_HOST by its client, else to the MX by one that
     # never authenticates.
+    relayhost_limit = limit_of(relayhost, limits)
     if relayhost and relayhost[0] in oauth2_hops:  # DEFAULT_RELAY_HOST logs in with tokens
         params["default_transport"] = client_transport(relayhost[0].implicit_tls, False, oauth2=True)
+        used.add(params["default_transport"])
+    elif relayhost_limit:
+        params["default_transport"] = limited_transport(relayhost_limit[0], by_relay=False)
         used.add(params["default_transport"])
     elif relayhost and relayhost[0].implicit_tls:
         params["default_transport"] = SMTPS
@@ -180,14 +240,24 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
     services += [client_service(name, maps) for name in OAUTH2_CLIENTS if name in used]
 
     if recipient_routes:
-        rcpt = [(r, recipient_transport(r.implicit_tls, r.nexthops[0] in oauth2_hops)) for r in recipient_routes]
-        tables.append(Table(RECIPIENT_TRANSPORT, tuple(f"{r.sender} {name}:{','.join(r.nexthops)}" for r, name in rcpt)))
+        def rcpt(route: Route) -> str:
+            limit = limit_of(route.nexthops, limits)
+            if limit:
+                return limited_transport(limit[0], by_relay=True)
+            return recipient_transport(route.implicit_tls, route.nexthops[0] in oauth2_hops)
+
+        tables.append(Table(RECIPIENT_TRANSPORT, tuple(
+            f"{r.sender} {rcpt(r)}:{','.join(r.nexthops)}" for r in recipient_routes)))
         params["transport_maps"] = ref(RECIPIENT_TRANSPORT)
-        for name in sorted({name for _, name in rcpt}):
+        for name in sorted({rcpt(r) for r in recipient_routes if not limit_of(r.nexthops, limits)}):
             base = _untwin(name)
             services.append(smtp_service(name, implicit=base == RCPT_SMTPS, sender_auth=False,
                                          oauth2_maps=maps if name != base else None))
-    return Extra(tuple(tables), params, tuple(services))
+        used.update(rcpt(r) for r in recipient_routes)
+    if not limits:
+        return Extra(tuple(tables), params, tuple(services))
+    limited_services, limited_params, warnings = _limited(used, limits)
+    return Extra(tuple(tables), {**params, **limited_params}, tuple(services + limited_services), tuple(warnings))
 
 
 def oauth2_password_maps(table_type: str, directory: Path) -> str:

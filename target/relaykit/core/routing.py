@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaykit.core.routetables import DIRECT, client_transport, parents, recipient_transport
-from relaykit.model.entries import Origin
+from relaykit.core.routetables import DIRECT, client_transport, limit_of, limited_transport, parents, recipient_transport
+from relaykit.model.entries import Origin, RelayLimit
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Login, Plan, Route
 
@@ -50,6 +50,7 @@ class Resolution:
     logins: tuple[Login | None, ...] = ()  # per next hop, for failover lists
     implicit_tls: bool = False
     by_recipient: bool = False  # chosen by the recipient's domain (transport_maps)
+    limit: RelayLimit | None = None  # postfix-relay-limits.cf's line for the first next hop
 
     @property
     def direct(self) -> bool:
@@ -82,12 +83,15 @@ class Decision:
     nexthops: tuple[NextHop, ...]  # empty: direct delivery
     logins: tuple[Login | None, ...]  # per next hop
     relay_only: bool  # a broader sender's credential must not be looked up: by relay only
+    limit: tuple[int, RelayLimit] | None = None  # the first next hop's limits: its own clients
 
     @property
     def transport(self) -> str:
         if not self.nexthops:
             return DIRECT
         oauth2 = bool(self.logins) and self.logins[0] is not None and self.logins[0].oauth2 is not None
+        if self.limit and not oauth2:  # core/plan.py refuses a limit on an OAuth2 relay
+            return limited_transport(self.limit[0], by_relay=self.relay_only)
         return client_transport(self.nexthops[0].implicit_tls, by_relay=self.relay_only, oauth2=oauth2)
 
     @property
@@ -123,23 +127,28 @@ class Router:
             nexthops, scope = self.plan.relayhost, (keys[:found[0] + 1] if found else keys)
         else:
             return Decision(route, (), (), False)
+        limit = limit_of(nexthops, self.plan.limits)
         if not self.sender_dependent:  # no sender-keyed credentials at all
-            return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), False)
+            return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), False, limit)
         sender_login = next((self.logins[k] for k in scope if k in self.logins), None)
         if sender_login:
-            return Decision(route, nexthops, (sender_login,) * len(nexthops), False)
+            return Decision(route, nexthops, (sender_login,) * len(nexthops), False, limit)
         hidden = any(k in self.logins for k in keys[len(scope):])  # another rule's credential
-        return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), hidden)
+        return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), hidden, limit)
 
     def resolve(self, sender: str, recipient: str | None = None) -> Resolution:
         by_recipient = self._recipient_route(recipient)
         if by_recipient:  # its transport looks credentials up by next hop only
             hops = by_recipient.nexthops
             login = self.logins.get(hops[0])
+            limit = limit_of(hops, self.plan.limits)
+            transport = limited_transport(limit[0], by_relay=True) if limit and not (login and login.oauth2) \
+                else recipient_transport(hops[0].implicit_tls, bool(login and login.oauth2))
             return Resolution(sender, recipient, hops, by_recipient.origin, login, tls_required=True,
-                              transport=recipient_transport(hops[0].implicit_tls, bool(login and login.oauth2)),
+                              transport=transport,
                               logins=tuple(self.logins.get(hop) for hop in hops),
-                              implicit_tls=hops[0].implicit_tls, by_recipient=True)
+                              implicit_tls=hops[0].implicit_tls, by_recipient=True,
+                              limit=limit[1] if limit else None)
         decision = self.decide(_sender_keys(sender))
         route, hops = decision.route, decision.nexthops
         origin = route.origin if route and (route.nexthops or not hops) else (
@@ -147,7 +156,8 @@ class Router:
         return Resolution(sender, recipient, hops, origin, decision.logins[0] if hops else None,
                           tls_required=bool(hops), logins=decision.logins,
                           transport=decision.transport if self.plan.configured else "smtp",  # no relay: Postfix's own
-                          implicit_tls=bool(hops) and hops[0].implicit_tls)
+                          implicit_tls=bool(hops) and hops[0].implicit_tls,
+                          limit=decision.limit[1] if decision.limit else None)
 
 
 def resolve(plan: Plan, sender: str, recipient: str | None = None) -> Resolution:

@@ -69,3 +69,17 @@ def certificate_problem(cert: Path, key: Path) -> str | None:
     except (ssl.SSLError, OSError) as exc:
         return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
     return None
+def dkim_genkey(directory: Path, domain: str, selector: str, bits: int) -> tuple[Path, str]:
+    """A new DKIM key pair by opendkim-genkey (opendkim-tools), as DMS's `setup config dkim`:
+    <directory>/<selector>.private (0600) and the DNS TXT record (<selector>.txt), returned."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["opendkim-genkey", "-b", str(bits), "-d", domain, "-s", selector, "-D", str(directory)],
+                       capture_output=True, text=True, check=True, umask=0o077)  # the key: never readable by others
+    except FileNotFoundError:
+        raise RelaykitError("opendkim-genkey is not installed (Debian's opendkim-tools)") from None
+    except subprocess.CalledProcessError as exc:
+        raise RelaykitError(f"opendkim-genkey failed: {exc.stderr.strip()}") from None
+    private = directory / f"{selector}.private"
+    private.chmod(0o600)
+    return private, (directory / f"{selector}.txt").read_text()

@@ -16,6 +16,10 @@ start of a line makes a comment, blank lines are ignored.
                               with tokens relaykit fetches; provider microsoft, google, generic
     postfix-accounts.cf       user@domain|{SCHEME}hash
     postfix-virtual.cf        alias@domain  target[,target...]
+    postfix-sender-rewrite.cf @domain|user@domain  new@address|@newdomain
+                              the envelope sender and From as mail enters (routing sees the new one)
+    postfix-relay-limits.cf   [host]:port rate=N/s|N/m|N/h concurrency=N
+                              how fast and how wide Postfix may send to a relay
 
 Parsing is strict: a line Postfix would read differently from what the user meant is an
 error that names the file and line, so that nothing half-understood reaches a table.
@@ -29,11 +33,14 @@ from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
-from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
-from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule
+from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
+                                 SASL_PASSWORD, SENDER_REWRITE, VIRTUAL)
+from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, DkimKey, OAuth2Credential, Origin,
+                                    RelayLimit, RelayRule, SenderRewrite)
 from relaykit.secret import Secret
 
-__all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load", "load_accounts", "rows"]
+__all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load",
+           "load_accounts", "rows"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,106 @@ def parse_alias_row(row: Row, secure: object = ()) -> Alias:
     return Alias(f"{local}@{validate.domain(domain)}", targets, row.origin)
 
 
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def rate_delay(text: str) -> int:
+    """`N/s`, `N/m`, `N/h`, `N/d` -> the whole seconds Postfix waits between two deliveries
+    (postconf(5) transport_destination_rate_delay: a time in whole seconds). Rounded up,
+    so the relay never gets more than N a period; faster than one a second is refused:
+    Postfix 3.7 cannot pace that (use concurrency= instead)."""
+    count, slash, unit = text.partition("/")
+    if not slash or unit not in _PERIODS or not validate.is_number(count, 9) or int(count) == 0:
+        raise RelaykitError(f"rate must be N/s, N/m, N/h or N/d with N from 1 (e.g. rate=30/m), not {text!r}")
+    period, number = _PERIODS[unit], int(count)
+    if number > period:
+        raise RelaykitError(
+            f"rate={text} is faster than one message a second: Postfix paces a relay in whole seconds "
+            "(_destination_rate_delay), at most 1/s; bound a faster relay with concurrency=N")
+    return -(-period // number)
+
+
+def parse_limit_row(row: Row, secure: object = ()) -> RelayLimit:
+    if len(row.fields) < 2:
+        raise RelaykitError("expected '[host]:port rate=N/s concurrency=N' (one or both limits)")
+    if "@" in row.fields[0]:
+        raise RelaykitError(f"limits are per relay ([host]:port), not per sender: {row.fields[0]!r}")
+    hop = validate.nexthop(row.fields[0], "relay", secure=secure)
+    values: dict[str, str] = {}
+    for item in row.fields[1:]:
+        name, equals, value = item.partition("=")
+        if not equals or name not in ("rate", "concurrency"):
+            raise RelaykitError(f"expected rate=N/s or concurrency=N, not {item!r}")
+        if name in values:
+            raise RelaykitError(f"{name} is given twice")
+        values[name] = value
+    concurrency = values.get("concurrency")
+    if concurrency is not None and not (validate.is_number(concurrency, 4) and int(concurrency) > 0):
+        raise RelaykitError(f"concurrency must be a number from 1 to 9999, not {concurrency!r}")
+    rate = values.get("rate")
+    if rate is not None and concurrency is not None and concurrency != "1":
+        raise RelaykitError("rate= sends one message at a time (Postfix paces one delivery after the other): "
+                            "give rate= or concurrency= above 1, not both")
+    return RelayLimit(hop, rate, rate_delay(rate) if rate is not None else None,
+                      int(concurrency) if concurrency is not None else None, row.origin)
+
+
+def parse_rewrite_row(row: Row, secure: object = ()) -> SenderRewrite:
+    if len(row.fields) != 2:
+        raise RelaykitError("expected '@domain new@address' (or user@domain, or @newdomain to keep the "
+                            f"local part), found {len(row.fields)} fields")
+    key = validate.route_key(row.fields[0], "sender")
+    if "@" not in row.fields[1]:
+        raise RelaykitError(f"the new sender must be an address or @newdomain, not {row.fields[1]!r}")
+    target = validate.route_key(row.fields[1], "new sender")
+    if key.startswith("@.") or target.startswith("@."):
+        raise RelaykitError("@.domain (every subdomain) is for routes; rewrite user@domain or @domain")
+    return SenderRewrite(key, target, row.origin)
+
+
+def load_rewrites(config_dir: Path) -> tuple[SenderRewrite, ...]:
+    """postfix-sender-rewrite.cf; a key given twice is an error at its second line."""
+    rewrites = _collect(Path(config_dir) / SENDER_REWRITE, parse_rewrite_row, ())
+    seen: dict[str, Origin] = {}
+    errors = [ConfigError(f"{r.key} is rewritten at {seen[r.key]} already", r.origin)
+              for r in rewrites if seen.setdefault(r.key, r.origin) is not r.origin]
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return rewrites
+
+
+def selector(text: str) -> str:
+    """A DKIM selector: a DNS label (letters, digits, '-'), as in <selector>._domainkey."""
+    if not (0 < len(text) <= 63 and text.isascii() and text.replace("-", "").isalnum()
+            and not text.startswith("-") and not text.endswith("-")):
+        raise RelaykitError(f"a selector is one DNS label (letters, digits, '-'), not {text!r}")
+    return text.lower()
+
+
+def load_dkim_keys(config_dir: Path) -> tuple[DkimKey, ...]:
+    """The keys of opendkim/keys/<domain>/<selector>.private: one selector per domain (the
+    one DMS's `setup config dkim` made); several in one domain's directory is an error."""
+    root = Path(config_dir) / DKIM_KEYS
+    if not root.is_dir():
+        return ()
+    keys, errors = [], []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        privates = sorted(directory.glob("*.private"))
+        origin = Origin(str(directory))
+        try:
+            domain = validate.domain(directory.name, "DKIM domain")
+            if len(privates) > 1:
+                raise RelaykitError(f"one key per domain, found {', '.join(p.name for p in privates)}: "
+                                    "remove the ones not published in DNS")
+            if privates:
+                keys.append(DkimKey(domain, selector(privates[0].stem), str(privates[0])))
+        except RelaykitError as exc:
+            errors.append(ConfigError(exc.message, origin))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return tuple(keys)
+
+
 def load_accounts(config_dir: Path) -> tuple[Account, ...]:
     """postfix-accounts.cf alone (Dovecot's passwd-file needs nothing else)."""
     return _collect(config_dir / ACCOUNTS, parse_account_row, ())
@@ -223,7 +330,19 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
         errors.extend(exc.errors)
     except ConfigError as exc:
         errors.append(exc)
+    limits: tuple = ()
+    try:
+        limits = _collect(config_dir / RELAY_LIMITS, parse_limit_row, secure)
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
+    except ConfigError as exc:
+        errors.append(exc)
+    seen: dict[str, Origin] = {}
+    for limit in limits:
+        first = seen.setdefault(limit.hop, limit.origin)
+        if first is not limit.origin:
+            errors.append(ConfigError(f"{limit.hop} has limits at {first} already", limit.origin))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return ConfigFiles(*results, relaymap_exists=relaymap.exists(), sasl_exists=sasl.exists(),
-                       recipient_rules=recipient_rules, oauth2=oauth2)
+                       recipient_rules=recipient_rules, oauth2=oauth2, relay_limits=limits)

@@ -67,8 +67,8 @@ IGNORED: dict[str, tuple[frozenset[str], str]] = {
     "POSTSCREEN_ACTION": (frozenset(), _NO_INBOUND),
     "ENABLE_FAIL2BAN": (_OFF, "no fail2ban in the container: rate-limit or block clients on the host"),
     "FAIL2BAN_BLOCKTYPE": (frozenset(), "no fail2ban in the container: rate-limit or block clients on the host"),
-    "ENABLE_OPENDKIM": (_OFF, "relaykit does not sign with DKIM yet: relayed mail leaves unsigned "
-                              "(a relay provider may sign it)"),
+    "ENABLE_OPENDKIM": (frozenset({"", "0", "1"}), "relaykit signs with OpenDKIM whenever a domain has a key in "
+                                     "opendkim/keys (setup config dkim): the variable is not needed"),
     "ENABLE_SRS": (_OFF, "no Sender Rewriting Scheme: envelope senders are forwarded unchanged"),
     **{name: (frozenset(), "no Sender Rewriting Scheme: envelope senders are forwarded unchanged")
        for name in ("SRS_SENDER_CLASSES", "SRS_EXCLUDE_DOMAINS", "SRS_SECRET", "SRS_DOMAINNAME")},
@@ -110,7 +110,6 @@ IGNORED_FILES = {
     "dovecot-master-accounts.cf": _NO_MAILBOX,
     "fetchmail.cf": _NO_MAILBOX,
     "getmail/": _NO_MAILBOX,
-    "opendkim/": "relaykit does not sign with DKIM yet: relayed mail leaves unsigned",
     "rspamd/": _NO_FILTER,
     "amavis.cf": _NO_FILTER,
     "spamassassin-rules.cf": _NO_FILTER,

@@ -22,6 +22,9 @@ RECIPIENT_RELAYMAP = "postfix-recipient-relaymap.cf"
 SASL_PASSWORD = "postfix-sasl-password.cf"
 ACCOUNTS = "postfix-accounts.cf"
 VIRTUAL = "postfix-virtual.cf"
+RELAY_LIMITS = "postfix-relay-limits.cf"
+SENDER_REWRITE = "postfix-sender-rewrite.cf"
+DKIM_KEYS = os.path.join("opendkim", "keys")  # <domain>/<selector>.private, as DMS's `setup config dkim`  # `@domain|user@domain  new@address|@newdomain`  # `[host]:port rate=N/s concurrency=N`
 # DMS's Postfix overrides (inputs/overrides.py): main.cf lines, and master.cf
 # `service/type/parameter=value` lines.
 POSTFIX_MAIN = "postfix-main.cf"

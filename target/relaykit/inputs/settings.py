@@ -106,6 +106,9 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
                          env.get("OVERRIDE_HOSTNAME")),
         postfix_params=dmsvars.postfix_params(env, origins),
         dms_reports=dmsvars.audit(env, origins),
+        strip_received=checked("RELAYKIT_STRIP_RECEIVED", lambda v: _flag(v, "RELAYKIT_STRIP_RECEIVED"),
+                               env.get("RELAYKIT_STRIP_RECEIVED")) or False,
+        dkim_dir=Path(env.get("RELAYKIT_DKIM_DIR") or "/run/relaykit/opendkim"),
     )
 
 

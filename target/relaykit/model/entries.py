@@ -48,6 +48,56 @@ class RelayRule:
 
 
 @dataclass(frozen=True)
+class RelayLimit:
+    """A postfix-relay-limits.cf line: how fast and how wide Postfix may send to one relay.
+
+    `delay`: whole seconds between two deliveries (Postfix's _destination_rate_delay),
+    from `rate` (the user's `N/s`, `N/m`...); `concurrency`: parallel connections at most
+    (_destination_concurrency_limit). None: not limited that way."""
+
+    hop: NextHop
+    rate: str | None
+    delay: int | None
+    concurrency: int | None
+    origin: Origin
+
+    def describe(self) -> str:
+        parts = []
+        if self.delay:
+            parts.append(f"rate {self.rate} (one message every {self.delay}s)")
+        if self.concurrency:
+            parts.append(f"at most {self.concurrency} connection(s)")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class SenderRewrite:
+    """A postfix-sender-rewrite.cf line: senders `key` (user@domain or @domain) leave as
+    `target` (an address, or @domain to keep the local part)."""
+
+    key: str
+    target: str
+    origin: Origin
+
+    def apply(self, sender: str) -> str:
+        return sender.rpartition("@")[0] + self.target if self.target.startswith("@") else self.target
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    """A DKIM private key in the config directory, DMS's layout:
+    opendkim/keys/<domain>/<selector>.private (mail From <domain> is signed with it)."""
+
+    domain: str
+    selector: str
+    path: str
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+
+@dataclass(frozen=True)
 class Credential:
     """A sasl_passwd entry: `key` is `@domain` (an address, `@.domain`) or a relay next hop."""
 
@@ -117,6 +167,7 @@ class ConfigFiles:
     sasl_exists: bool = False
     recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
     oauth2: tuple[OAuth2Credential, ...] = ()  # postfix-oauth2.cf (files store only)
+    relay_limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf (files store only)
 
 
 @dataclass(frozen=True)

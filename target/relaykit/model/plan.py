@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from relaykit.model.entries import OAuth2Credential, Origin, Override
+from relaykit.model.entries import OAuth2Credential, Origin, Override, RelayLimit
 from relaykit.model.nexthop import NextHop
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
@@ -109,6 +109,7 @@ class Plan:
     service_params: dict[str, str] = field(default_factory=dict)
     overrides: tuple[Override, ...] = ()
     oauth2: tuple[OAuth2Credential, ...] = ()  # whose tokens relaykit fetches (run/oauth2.py)
+    limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf: each limited relay's transport
 
     @property
     def configured(self) -> bool:
@@ -146,4 +147,5 @@ def combine(*plans: Plan) -> Plan:
         service_params={k: v for p in plans for k, v in p.service_params.items()},
         overrides=tuple(o for p in plans for o in p.overrides),
         oauth2=tuple(c for p in plans for c in p.oauth2),
+        limits=tuple(l for p in plans for l in p.limits),
     )

@@ -65,6 +65,11 @@ class Settings:
     # DMS variables relaykit does not support that are set, one report line each.
     postfix_params: tuple[Override, ...] = ()
     dms_reports: tuple[str, ...] = ()
+    # RELAYKIT_STRIP_RECEIVED: Received headers (and X-Originating-IP) removed as mail
+    # leaves (smtp_header_checks): the relay does not learn the internal hosts and clients.
+    strip_received: bool = False
+    # RELAYKIT_DKIM_DIR: OpenDKIM's generated configuration, key copies and milter socket.
+    dkim_dir: Path = Path("/run/relaykit/opendkim")
 
     @property
     def default_relay(self) -> tuple[NextHop, ...]:

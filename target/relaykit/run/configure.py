@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaykit import log
-from relaykit.core import overrides, overview
+from relaykit.core import dkim, overrides, overview, rewrite
 from relaykit.core.plan import build, with_tokens
 from relaykit.core.submission import tls_files
-from relaykit.edges import system
+from relaykit.edges import opendkim, system
 from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigErrors
 from relaykit.inputs import dmsvars
+from relaykit.inputs import dmsfiles
 from relaykit.inputs import overrides as override_files
 from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
@@ -35,6 +36,7 @@ class Prepared:
     plan: Plan
     postfix: Postfix
     store: object  # a stores.protocol.Store
+    dkim: dkim.Files | None = None  # OpenDKIM's files when a domain has a key
 
 
 def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
@@ -48,9 +50,18 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     networks = system.trusted_networks(settings.submission) if settings.submission and settings.submission.active \
         else ()
     plan = store.plan(settings, table_type, networks)
+    policy = rewrite.build(settings, dmsfiles.load_rewrites(settings.config_dir), table_type)
+    if policy.params:
+        plan = combine(plan, policy)
+    signing = None
+    keys = dmsfiles.load_dkim_keys(settings.config_dir)
+    if keys:  # OpenDKIM signs for port 25's trusted clients (mynetworks) and logged-in users
+        trusted = tuple(plan.params.get("mynetworks", "").replace(",", " ").split())
+        signing = dkim.files(settings.dkim_dir, keys, trusted, opendkim.user())
+        plan = combine(plan, dkim.plan(settings.dkim_dir, table_type))
     if settings.hostname:  # OVERRIDE_HOSTNAME; else Postfix's default: the container's name
         plan = combine(plan, Plan(params={"myhostname": settings.hostname}, table_type=table_type))
-    return Prepared(settings, with_overrides(settings, plan, postfix), postfix, store)
+    return Prepared(settings, with_overrides(settings, plan, postfix), postfix, store, signing)
 
 
 def with_overrides(settings: Settings, plan: Plan, postfix: Postfix) -> Plan:
@@ -95,6 +106,8 @@ def apply_prepared(prepared: Prepared, tokens: Mapping | None = None) -> Changes
     dovecot_changed = False
     if prepared.settings.submission and prepared.settings.submission.enabled:
         dovecot_changed = prepare_submission(prepared)
+    if prepared.dkim:  # before Postfix points at its socket
+        opendkim.write(prepared.dkim)
     changes = apply(with_tokens(prepared.plan, tokens or {}), prepared.postfix)
     return Changes(changes.tables, changes.params, dovecot_config=dovecot_changed)
 

@@ -39,10 +39,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relaykit import __version__, log, metrics
+from relaykit.core.dkim import Files
 from relaykit.edges import system
 from relaykit.edges.dovecot import DovecotProcess, Layout, layout_for
+from relaykit.edges.opendkim import OpenDKIMProcess
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, RelaykitError, UsageError
+from relaykit.inputs.dmsfiles import load_dkim_keys
 from relaykit.inputs.settings import config_dir, env_file, load
 from relaykit.model.settings import Settings
 from relaykit.model.plan import SASL_OAUTH2
@@ -176,12 +179,33 @@ class Dovecot(Service):
         return changes.dovecot_config
 
 
+class OpenDKIM(Service):
+    """OpenDKIM, Postfix's signing milter, when a domain has a key (started before
+    Postfix, so the socket is there for the first message). New or removed keys need a
+    restart of the container, as in DMS."""
+
+    name = "opendkim"
+
+    def __init__(self, directory) -> None:
+        super().__init__()
+        self.opendkim = OpenDKIMProcess(Files(directory, {}, {}))
+
+    def start(self) -> None:
+        self.opendkim.start()  # returns once the socket is there
+        self.process = self.opendkim.process
+
+    def needs_reload(self, changes: Changes) -> bool:
+        return False
+
+
 def supervised(settings: Settings) -> list[Service]:
     """What `relaykit start` runs, in start order (stopped in reverse)."""
     postfix = Postfix(settings.mail_config)
     services: list[Service] = []
     if settings.submission and settings.submission.enabled:
         services.append(Dovecot(layout_for(settings, postfix)))
+    if load_dkim_keys(settings.config_dir):
+        services.append(OpenDKIM(settings.dkim_dir))
     services.append(PostfixMaster(postfix))
     return services
 

@@ -17,7 +17,7 @@ from relaykit.core import pgsql, submission
 from relaykit.core.dovecot import Passdb
 from relaykit.errors import ConfigError, RelaykitError
 from relaykit.inputs import validate
-from relaykit.inputs.env import OAUTH2
+from relaykit.inputs.env import OAUTH2, RELAY_LIMITS
 from relaykit.model.entries import Account, Alias, ConfigFiles, Credential, Origin, RelayRule
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Plan
@@ -74,15 +74,24 @@ OAUTH2_FILES_ONLY = ("OAuth2 credentials are supported with the files store only
                      "not with RELAYKIT_DATABASE_URL")
 
 
-def _refuse_oauth2_file(settings: Settings) -> None:
-    """An OAuth2 file next to a database store would be silently ignored: refuse it."""
-    path = settings.config_dir / OAUTH2
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    except OSError:
-        return
-    if lines:
-        raise ConfigError(OAUTH2_FILES_ONLY, Origin(str(path)))
+# Files the database store does not read: next to it, they would be silently ignored.
+FILES_ONLY = {
+    OAUTH2: OAUTH2_FILES_ONLY,
+    RELAY_LIMITS: "per-relay limits are supported with the files store only (postfix-relay-limits.cf), "
+                  "not with RELAYKIT_DATABASE_URL",
+}
+
+
+def _refuse_files_only(settings: Settings) -> None:
+    """A files-store-only file with entries next to a database store: refuse it."""
+    for name, why in FILES_ONLY.items():
+        path = settings.config_dir / name
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+            raise ConfigError(why, Origin(str(path)))
 
 
 class PostgresStore:
@@ -95,7 +104,7 @@ class PostgresStore:
 
     # planning: Postfix asks the database itself (core/pgsql.py)
     def plan(self, settings: Settings, table_type: str, networks: tuple[str, ...] = ()) -> Plan:
-        _refuse_oauth2_file(settings)
+        _refuse_files_only(settings)
         relay = pgsql.build(settings, table_type)
         login_map = relay.params["smtpd_sender_login_maps"]  # the database's accounts and aliases
         return submission.add_to(relay, settings, ConfigFiles(), table_type, networks, login_map)

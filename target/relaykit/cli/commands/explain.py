@@ -7,8 +7,11 @@ its own TLS mode and level (model/nexthop.py). Usernames only, never passwords.
 
 from __future__ import annotations
 
+from relaykit.core.dkim import signing_key
+from relaykit.core.rewrite import rewritten
 from relaykit.core.routing import Resolution, resolve
 from relaykit.inputs import validate
+from relaykit.inputs.dmsfiles import load_dkim_keys, load_rewrites
 from relaykit.run.configure import routing
 
 _LEVELS = {"encrypt": "a relay without TLS gets neither mail nor password",
@@ -45,6 +48,8 @@ def describe(r: Resolution) -> list[str]:
             if login and login.oauth2:
                 who += f", AUTH XOAUTH2 only, with a {login.oauth2} access token relaykit fetches and renews"
             lines.append(f"login:      {hop}: {who}")
+        if r.limit:
+            lines.append(f"limits:     {r.limit.describe()} (from {r.limit.origin})")
     why = str(r.origin) if r.origin else "no rule matched"
     if r.by_recipient:
         why += " (by recipient domain: wins over sender rules)"
@@ -57,6 +62,14 @@ def describe(r: Resolution) -> list[str]:
 def explain(args: list[str]) -> int:
     sender = validate.address(args[0], "sender", table_key=True)
     recipient = validate.address(args[1], "recipient", table_key=True) if len(args) > 1 else None
-    _, _, plan = routing()
+    settings, _, plan = routing()
+    change = rewritten(load_rewrites(settings.config_dir), sender)
+    if change:  # cleanup rewrites the sender before any route is looked up
+        print(f"rewrite:    {sender} -> {change.apply(sender)} (from {change.origin}; routes and credentials "
+              "see the new sender)")
+        sender = change.apply(sender)
     print("\n".join(describe(resolve(plan, sender, recipient))))
+    key = signing_key(load_dkim_keys(settings.config_dir), sender)  # OpenDKIM: by the From: domain
+    print(f"dkim:       signed d={key.domain} s={key.selector} ({key.path})" if key else
+          f"dkim:       unsigned: no key for {sender.rpartition('@')[2]} (setup config dkim makes one)")
     return 0
