@@ -140,3 +140,21 @@ def test_tokens_are_renewed_five_minutes_ahead_or_a_third_of_a_short_lifetime():
     assert hour.expires_at - hour.refresh_at == REFRESH_MARGIN == 300
     short = Token(Secret("t"), 1000.0, 1009.0)
     assert short.expires_at - short.refresh_at == pytest.approx(3.0)
+
+
+def test_a_limit_on_an_oauth2_relay_is_refused_not_dropped(tmp_path):
+    from dataclasses import replace
+
+    from relaykit.model.entries import RelayLimit
+
+    path = tmp_path / "postfix-oauth2.cf"
+    path.write_text(LINE)
+    path.chmod(0o600)
+    limit = RelayLimit(validate.nexthop(M365), "1/s", 1, None, Origin("postfix-relay-limits.cf", 2))
+    files = ConfigFiles(relay_rules=(RelayRule("@corp.test", validate.relay_list(M365), Origin("relaymap", 1)),),
+                        relaymap_exists=True, oauth2=dmsfiles.load_oauth2(tmp_path), relay_limits=(limit,))
+    with pytest.raises(ConfigError, match="logs in with OAuth2.*limits are not supported") as caught:
+        build(Settings(), files, "lmdb")
+    assert str(caught.value.origin) == "postfix-relay-limits.cf:2"
+    other = replace(limit, hop=validate.nexthop("[mail.other.test]:587"))
+    build(Settings(), replace(files, relay_limits=(other,)), "lmdb")  # a limit elsewhere is fine
