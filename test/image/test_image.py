@@ -242,6 +242,16 @@ def test_the_image_has_every_map_type_sasl_mechanism_and_dovecot_driver_relaykit
     assert re.search(r"Passdb:.* sql\b", out) and "libdriver_pgsql.so" in out  # Dovecot's sql passdb on PostgreSQL
 
 
+def test_the_image_can_sign_with_dkim(docker, tmp_path):
+    """OpenDKIM and its user, and `setup config dkim` making a key in the container."""
+    result = docker.run("--network", "none", "--rm", "-e", "RELAYKIT_CONFIG_DIR=/tmp/cfg", detach=False, command=(
+        "sh", "-c", "id opendkim && command -v opendkim && setup config dkim example.com && "
+                    "stat -c '%a' /tmp/cfg/opendkim/keys/example.com/mail.private"))
+    docker.containers.pop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "v=DKIM1" in result.stdout and result.stdout.strip().endswith("600")
+
+
 def test_the_image_keeps_no_build_tools_or_caches(docker):
     result = docker.run("--network", "none", "--rm", detach=False, command=(
         "sh", "-c", "ls /opt/relaykit/bin; ls /var/lib/apt/lists | wc -l; ls /var/cache/apt/archives/*.deb 2>/dev/null | wc -l; "
