@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from relaykit.errors import RelaykitError
@@ -73,19 +74,25 @@ class Postfix:
         if len(runs) == 1:
             self._run("postconf", *runs[0])
         elif runs:
-            import shutil
-            import tempfile
-
-            with tempfile.TemporaryDirectory(dir=self.config_dir, prefix=".relaykit-edit-") as scratch:
-                for file in ("main.cf", "master.cf"):  # postconf -c needs both
-                    if (self.config_dir / file).exists():
-                        shutil.copy2(self.config_dir / file, Path(scratch, file))
-                copy = Postfix(Path(scratch))
+            with self._copy() as copy:
                 for args in runs:
                     copy._run("postconf", *args)
-                os.replace(Path(scratch, name), self.config_dir / name)
+                os.replace(copy.config_dir / name, self.config_dir / name)
         if runs:
             self.cool_down(name)
+
+    @contextmanager
+    def _copy(self) -> Iterator[Postfix]:
+        """A Postfix on a scratch copy of main.cf and master.cf (postconf -c needs both), in
+        the config directory (so a rename onto the real file is atomic), removed after."""
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=self.config_dir, prefix=".relaykit-edit-") as scratch:
+            for file in ("main.cf", "master.cf"):
+                if (self.config_dir / file).exists():
+                    shutil.copy2(self.config_dir / file, Path(scratch, file))
+            yield Postfix(Path(scratch))
 
     def cool_down(self, name: str) -> None:
         """Date a file we just finished writing 2 s back.
@@ -130,14 +137,8 @@ class Postfix:
         live files are not touched): a Postfix program reads every global parameter
         (a bad number or inet_protocols is fatal there), and postconf's warnings
         (undefined $name, unused parameter) are returned. PostfixError: it is refused."""
-        import shutil
-        import tempfile
-
-        with tempfile.TemporaryDirectory(dir=self.config_dir, prefix=".relaykit-edit-") as scratch:
-            for file in ("main.cf", "master.cf"):
-                if (self.config_dir / file).exists():
-                    shutil.copy2(self.config_dir / file, Path(scratch, file))
-            copy = Postfix(Path(scratch))
+        with self._copy() as copy:
+            scratch = copy.config_dir
             if params:
                 copy._run("postconf", "-e", *(f"{name} = {value}" for name, value in params.items()))
             if services:
