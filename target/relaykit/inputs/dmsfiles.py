@@ -307,36 +307,23 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
     `secure`: RELAYKIT_TLS_SECURE's next hops, which parsed hops get level `secure` for."""
     relaymap, sasl = config_dir / RELAYMAP, config_dir / SASL_PASSWORD
     errors: list[RelaykitError] = []
-    results = []
-    for name, parser in ((RELAYMAP, parse_relay_row), (SASL_PASSWORD, parse_credential_row),
-                         (ACCOUNTS, parse_account_row), (VIRTUAL, parse_alias_row)):
+
+    def gather(read, *args) -> tuple:
+        """What `read` returns, or () with its errors added to all the others (collect-all)."""
         try:
-            results.append(_collect(config_dir / name, parser, secure))
+            return read(*args)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
         except ConfigError as exc:
             errors.append(exc)
-    recipient_rules: tuple = ()
-    try:
-        recipient_rules = _collect(config_dir / RECIPIENT_RELAYMAP, parse_recipient_row, secure)
-    except ConfigErrors as exc:
-        errors.extend(exc.errors)
-    except ConfigError as exc:
-        errors.append(exc)
-    oauth2: tuple = ()
-    try:
-        oauth2 = load_oauth2(config_dir, secure)
-    except ConfigErrors as exc:
-        errors.extend(exc.errors)
-    except ConfigError as exc:
-        errors.append(exc)
-    limits: tuple = ()
-    try:
-        limits = _collect(config_dir / RELAY_LIMITS, parse_limit_row, secure)
-    except ConfigErrors as exc:
-        errors.extend(exc.errors)
-    except ConfigError as exc:
-        errors.append(exc)
+        return ()
+
+    results = [gather(_collect, config_dir / name, parser, secure)
+               for name, parser in ((RELAYMAP, parse_relay_row), (SASL_PASSWORD, parse_credential_row),
+                                    (ACCOUNTS, parse_account_row), (VIRTUAL, parse_alias_row))]
+    recipient_rules = gather(_collect, config_dir / RECIPIENT_RELAYMAP, parse_recipient_row, secure)
+    oauth2 = gather(load_oauth2, config_dir, secure)
+    limits = gather(_collect, config_dir / RELAY_LIMITS, parse_limit_row, secure)
     seen: dict[str, Origin] = {}
     for limit in limits:
         first = seen.setdefault(limit.hop, limit.origin)
