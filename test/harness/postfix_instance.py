@@ -23,10 +23,32 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "target" / "postfix"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, and never one handed out before in this process.
+
+    Callers bind it later (Postfix's master.cf, a relay started afterwards), so a bare
+    bind(0) could give the same still-unbound port to two of them: a Postfix whose port a
+    relay took first fails at start with only "mail system startup failed"."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Postfix binds
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
@@ -133,7 +155,9 @@ class PostfixInstance:
         result = subprocess.run(["script", "-qec", f"postfix -c {self.config_dir} start", "/dev/null"],
                                 capture_output=True, text=True)
         if result.returncode:
-            raise RuntimeError(f"postfix start failed: {result.stdout.strip()}\n{self.log()[-2000:]}")
+            # the master's own fatal error is lost when postlogd is not up yet: say the likely one
+            taken = f"\n127.0.0.1:{self.smtpd_port} is taken by another listener" if port_taken(self.smtpd_port) else ""
+            raise RuntimeError(f"postfix start failed: {result.stdout.strip()}{taken}\n{self.log()[-2000:]}")
         wait_port(self.smtpd_port)
 
     def master_pid(self) -> int | None:
