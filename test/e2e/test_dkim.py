@@ -125,3 +125,16 @@ def test_relaykit_start_runs_opendkim_and_stops_it(mailrun, dkim_dir):
     assert daemon.stop() == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_enable_opendkim_0_turns_signing_off_even_with_keys(mailrun, dkim_dir):
+    """DMS's ENABLE_OPENDKIM=0: no milter in main.cf, explain says why, nothing to run."""
+    mailrun.vars.update(RELAYKIT_DKIM_DIR=str(dkim_dir))
+    mailrun.run("setup", "config", "dkim", "one.example")
+    mailrun.configure()
+    assert mailrun.postfix.explicit("smtpd_milters")  # a key: signed
+    mailrun.vars.update(ENABLE_OPENDKIM="0")
+    result = mailrun.run("relaykit", "configure")
+    assert "ENABLE_OPENDKIM" not in result.stderr  # supported, so not reported
+    assert mailrun.postfix.explicit("smtpd_milters") is None
+    assert "dkim:       unsigned: ENABLE_OPENDKIM=0" in mailrun.run("setup", "relay", "explain", ALICE).stdout

@@ -273,6 +273,11 @@ def selector(text: str) -> str:
     return text.lower()
 
 
+def signing_keys(settings) -> tuple[DkimKey, ...]:
+    """The keys OpenDKIM signs with: none when ENABLE_OPENDKIM=0 (DMS), else load_dkim_keys."""
+    return load_dkim_keys(settings.config_dir) if settings.dkim_enabled else ()
+
+
 def load_dkim_keys(config_dir: Path) -> tuple[DkimKey, ...]:
     """The keys of opendkim/keys/<domain>/<selector>.private: one selector per domain (the
     one DMS's `setup config dkim` made); several in one domain's directory is an error."""

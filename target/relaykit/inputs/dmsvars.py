@@ -26,6 +26,7 @@ from relaykit.model.entries import Origin, Override
 SUPPORTED = frozenset({
     "OVERRIDE_HOSTNAME", "LOG_LEVEL", "PERMIT_DOCKER", "TZ", "SMTP_ONLY", "SSL_TYPE", "SSL_CERT_PATH",
     "SSL_KEY_PATH", "DEFAULT_RELAY_HOST", "RELAY_HOST", "RELAY_PORT", "RELAY_USER", "RELAY_PASSWORD",
+    "ENABLE_OPENDKIM",  # 0: no signing even with keys in opendkim/keys (DMS's meaning)
     # applied as main.cf parameters by the POSTFIX_<name> rule (message_size_limit...)
     "POSTFIX_MESSAGE_SIZE_LIMIT", "POSTFIX_INET_PROTOCOLS", "POSTFIX_MAILBOX_SIZE_LIMIT",
 })
@@ -67,8 +68,6 @@ IGNORED: dict[str, tuple[frozenset[str], str]] = {
     "POSTSCREEN_ACTION": (frozenset(), _NO_INBOUND),
     "ENABLE_FAIL2BAN": (_OFF, "no fail2ban in the container: rate-limit or block clients on the host"),
     "FAIL2BAN_BLOCKTYPE": (frozenset(), "no fail2ban in the container: rate-limit or block clients on the host"),
-    "ENABLE_OPENDKIM": (frozenset({"", "0", "1"}), "relaykit signs with OpenDKIM whenever a domain has a key in "
-                                     "opendkim/keys (setup config dkim): the variable is not needed"),
     "ENABLE_SRS": (_OFF, "no Sender Rewriting Scheme: envelope senders are forwarded unchanged"),
     **{name: (frozenset(), "no Sender Rewriting Scheme: envelope senders are forwarded unchanged")
        for name in ("SRS_SENDER_CLASSES", "SRS_EXCLUDE_DOMAINS", "SRS_SECRET", "SRS_DOMAINNAME")},

@@ -109,6 +109,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         strip_received=checked("RELAYKIT_STRIP_RECEIVED", lambda v: _flag(v, "RELAYKIT_STRIP_RECEIVED"),
                                env.get("RELAYKIT_STRIP_RECEIVED")) or False,
         dkim_dir=Path(env.get("RELAYKIT_DKIM_DIR") or "/run/relaykit/opendkim"),
+        dkim_enabled=checked("ENABLE_OPENDKIM", lambda v: _flag(v, "ENABLE_OPENDKIM"),
+                             env.get("ENABLE_OPENDKIM")) is not False,
     )
 
 

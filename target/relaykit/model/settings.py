@@ -70,6 +70,8 @@ class Settings:
     strip_received: bool = False
     # RELAYKIT_DKIM_DIR: OpenDKIM's generated configuration, key copies and milter socket.
     dkim_dir: Path = Path("/run/relaykit/opendkim")
+    # ENABLE_OPENDKIM (DMS): 0 turns signing off even where opendkim/keys has keys.
+    dkim_enabled: bool = True
 
     @property
     def default_relay(self) -> tuple[NextHop, ...]:

@@ -54,7 +54,7 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     if policy.params:
         plan = combine(plan, policy)
     signing = None
-    keys = dmsfiles.load_dkim_keys(settings.config_dir)
+    keys = dmsfiles.signing_keys(settings)
     if keys:  # OpenDKIM signs for port 25's trusted clients (mynetworks) and logged-in users
         trusted = tuple(plan.params.get("mynetworks", "").replace(",", " ").split())
         signing = dkim.files(settings.dkim_dir, keys, trusted, opendkim.user())

@@ -45,7 +45,7 @@ from relaykit.edges.dovecot import DovecotProcess, Layout, layout_for
 from relaykit.edges.opendkim import OpenDKIMProcess
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigError, RelaykitError, UsageError
-from relaykit.inputs.dmsfiles import load_dkim_keys
+from relaykit.inputs.dmsfiles import signing_keys
 from relaykit.inputs.settings import config_dir, env_file, load
 from relaykit.model.settings import Settings
 from relaykit.model.plan import SASL_OAUTH2
@@ -204,7 +204,7 @@ def supervised(settings: Settings) -> list[Service]:
     services: list[Service] = []
     if settings.submission and settings.submission.enabled:
         services.append(Dovecot(layout_for(settings, postfix)))
-    if load_dkim_keys(settings.config_dir):
+    if signing_keys(settings):
         services.append(OpenDKIM(settings.dkim_dir))
     services.append(PostfixMaster(postfix))
     return services

@@ -11,7 +11,7 @@ from relaykit.core.dkim import signing_key
 from relaykit.core.rewrite import rewritten
 from relaykit.core.routing import Resolution, resolve
 from relaykit.inputs import validate
-from relaykit.inputs.dmsfiles import load_dkim_keys, load_rewrites
+from relaykit.inputs.dmsfiles import load_rewrites, signing_keys
 from relaykit.run.configure import routing
 
 _LEVELS = {"encrypt": "a relay without TLS gets neither mail nor password",
@@ -69,7 +69,10 @@ def explain(args: list[str]) -> int:
               "see the new sender)")
         sender = change.apply(sender)
     print("\n".join(describe(resolve(plan, sender, recipient))))
-    key = signing_key(load_dkim_keys(settings.config_dir), sender)  # OpenDKIM: by the From: domain
-    print(f"dkim:       signed d={key.domain} s={key.selector} ({key.path})" if key else
-          f"dkim:       unsigned: no key for {sender.rpartition('@')[2]} (setup config dkim makes one)")
+    key = signing_key(signing_keys(settings), sender)  # OpenDKIM: by the From: domain
+    if not settings.dkim_enabled:
+        print("dkim:       unsigned: ENABLE_OPENDKIM=0")
+    else:
+        print(f"dkim:       signed d={key.domain} s={key.selector} ({key.path})" if key else
+              f"dkim:       unsigned: no key for {sender.rpartition('@')[2]} (setup config dkim makes one)")
     return 0
