@@ -5,7 +5,9 @@ is shown is what Postfix does. Passwords are never part of a row, only whether o
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from operator import attrgetter
 
 from relaykit.core.routing import Router
 from relaykit.model.entries import ConfigFiles
@@ -82,19 +84,43 @@ def summary(plan: Plan) -> str:
     other sender, with credentials; 3 credential(s)`."""
     if not plan.configured:
         return "no relay configured: outbound mail is delivered directly"
-    by_relay: dict[str, list[Row]] = {}
-    for row in rows(plan):
-        by_relay.setdefault(",".join(row.relays) or "direct (no relay)", []).append(row)
-    parts = []
-    for relay, group in by_relay.items():
-        senders = [r for r in group if r.sender != OTHER_SENDERS]
-        what = []
-        if senders:
-            what.append(f"{len(senders)} sender(s), {sum(1 for r in senders if r.user)} with credentials")
-        for row in group:
-            if row.sender == OTHER_SENDERS:
-                what.append(f"every other sender, {'with' if row.user else 'without'} credentials")
-        parts.append(f"{relay} <- {' + '.join(what)}")
+    # The senders of rows(plan), counted by the decision sender_transport was written from
+    # (what resolving each one finds: core/routing.py); the decisions are shared, so 100k
+    # senders are counted by a C loop over the handful of them.
+    router = None
+    decisions = plan.decisions
+    senders = dict.fromkeys(map(attrgetter("sender"), plan.routes))
+    senders.update(dict.fromkeys(login.key for login in plan.logins if login.key.startswith("@")))
+    decided = Counter(map(id, map(decisions.get, senders)))  # id(None): a sender without one
+    counts: dict[tuple, list[int]] = {}  # (relays, sender row?) -> [senders, with credentials]
+    for sender in senders:  # in the rows' order; each decision counted at its first sender
+        if not decided:
+            break  # every sender is counted
+        decision = decisions.get(sender)
+        if decision is None:
+            router = router or Router(plan)
+            resolution = router.resolve(sender)
+            hops, login, number = resolution.nexthops, resolution.login, 1
+            decided[id(None)] -= 1
+            if not decided[id(None)]:
+                del decided[id(None)]
+        elif id(decision) in decided:
+            hops, number = decision.nexthops, decided.pop(id(decision))
+            login = decision.logins[0] if hops else None
+        else:
+            continue  # counted with the first sender decided the same way
+        count = counts.setdefault((hops, True), [0, 0])
+        count[0] += number
+        count[1] += number if login is not None else 0
+    if plan.relayhost:
+        other = (router or Router(plan)).resolve(OTHER_SENDERS)
+        counts.setdefault((other.nexthops, False), [0, int(other.login is not None)])
+    by_relay: dict[str, list[str]] = {}
+    for (hops, is_sender), (number, with_login) in counts.items():
+        what = f"{number} sender(s), {with_login} with credentials" if is_sender else \
+            f"every other sender, {'with' if with_login else 'without'} credentials"
+        by_relay.setdefault(",".join(hops) or "direct (no relay)", []).append(what)
+    parts = [f"{relay} <- {' + '.join(what)}" for relay, what in by_relay.items()]
     return f"relay: {'; '.join(parts) or 'no sender routed'}; {len(plan.logins)} credential(s)"
 
 

@@ -25,6 +25,7 @@ greps the map file once per domain).
 from __future__ import annotations
 
 from dataclasses import replace
+from operator import itemgetter
 from pathlib import Path
 
 from relaykit.core import routetables
@@ -39,8 +40,10 @@ from relaykit.model.settings import Settings
 
 def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[dict[str, RelayRule], list[RelaykitError]]:
     """The relaymap entries by sender key; a key given twice with different values is an error."""
-    by_sender: dict[str, RelayRule] = {}
-    errors: list[RelaykitError] = []
+    by_sender = dict(zip(map(itemgetter(0), rules), rules))  # a C loop: 100k-line relaymaps
+    if len(by_sender) == len(rules):  # no key twice
+        return by_sender, []
+    by_sender, errors = {}, []
     for rule in rules:
         first = by_sender.setdefault(rule.sender, rule)
         if first is not rule and first.nexthops != rule.nexthops:
@@ -117,7 +120,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
-    routes = [Route(r.sender, r.nexthops, r.origin) for r in explicit.values() if not r.opted_out]
+    routes = [rule for rule in explicit.values() if rule.nexthops]  # a rule is its route (model/plan.py)
     default = settings.relay_nexthop
     if default:
         origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
@@ -129,7 +132,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         routes += defaults
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
-    hops = dict.fromkeys(hop for route in routes for hop in route.nexthops)
+    lists = dict.fromkeys(route.nexthops for route in routes)  # 100k routes name a few lists
+    hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)
     hops.update(dict.fromkeys(relayhost))
     hops.update(dict.fromkeys(hop for r in files.recipient_rules for hop in r.nexthops))
     # A bare `shop.example user:pass` is a next-hop key to Postfix (mail TO shop.example),
@@ -150,8 +154,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
     oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
     tables = (
-        Table(RELAYHOST_MAP, tuple(f"{r.sender} {','.join(r.nexthops)}" for r in routes
-                                   if not r.sender.startswith("@."))),  # wildcards: routetables
+        Table(RELAYHOST_MAP, _lines(((r.sender, r.nexthops) for r in routes if not r.sender.startswith("@.")),
+                                    {nexthops: ",".join(nexthops) for nexthops in lists})),  # wildcards: routetables
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in passwords), secret=True),
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
@@ -178,8 +182,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     for hop in settings.tls_secure:
         if hop not in hops:
             warnings.append(f"RELAYKIT_TLS_SECURE: {hop} is not a relay next hop: it has no effect")
-    optouts = tuple(Route(r.sender, (), r.origin) for r in explicit.values() if r.opted_out)
-    recipient_routes = tuple(Route(r.sender, r.nexthops, r.origin) for r in recipients.values())
+    optouts = tuple(rule for rule in explicit.values() if not rule.nexthops)
+    recipient_routes = tuple(recipients.values())
     plan = Plan(
         params=params,
         table_type=table_type,
@@ -197,15 +201,16 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     router = Router(plan)
     keys = dict.fromkeys([*(r.sender for r in optouts), *(r.sender for r in routes),
                           *(c.key for c in creds if "@" in c.key)])
-    decisions = {key: router.decide(key_chain(key)) for key in keys}
+    decisions = dict(zip(keys, map(router.decide_key, keys)))
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     _refuse_mixed_logins(decisions, recipient_routes, router, relayhost)
     _refuse_limited_oauth2(files.relay_limits, oauth2_hops, decisions, recipient_routes, router, relayhost)
-    extra = routetables.build([(k, d.table_value) for k, d in decisions.items()], optouts, routes,
+    values = {id(d): d.table_value for d in _unique(decisions)}
+    extra = routetables.build([(k, values[id(d)]) for k, d in decisions.items()], optouts, routes,
                               recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
                               oauth2_kind, files.relay_limits)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services,
-                   warnings=plan.warnings + extra.warnings)
+                   warnings=plan.warnings + extra.warnings, decisions=decisions)
     direct = _reaching_direct(decisions)
     unused = [login for login in plan.logins if login.key in direct]
     if not unused:
@@ -216,16 +221,34 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         "them by relay ([host]:port) instead" for login in unused))
 
 
+def _lines(pairs, values: dict) -> tuple[str, ...]:
+    """`key value` table lines, each list of next hops joined once (`values`)."""
+    return tuple([f"{key} {values[nexthops]}" for key, nexthops in pairs])
+
+
+def _unique(decisions: dict) -> list:
+    """The distinct Decisions (routing.Router shares one per way to go): a handful for 100k keys."""
+    return list({id(d): d for d in decisions.values()}.values())
+
+
+def _mixed(logins) -> bool:
+    return len({login.oauth2 is not None for login in logins if login}) > 1
+
+
 def _refuse_mixed_logins(decisions: dict, recipient_routes, router: Router, relayhost) -> None:
     """One client per route: a failover list whose relays log in some with a password and
     some with OAuth2 tokens cannot be served by either (an error naming the rule)."""
     errors = []
-    lists = [(d.route.origin if d.route else Origin("DEFAULT_RELAY_HOST"), d.logins) for d in decisions.values()]
+    mixed = {id(d) for d in _unique(decisions) if _mixed(d.logins)}
+    lists = []
+    for key, d in (decisions.items() if mixed else ()):  # name each rule: only when one is wrong
+        if id(d) in mixed:
+            found = router.found(key_chain(key))
+            lists.append((found[1].origin if found else Origin("DEFAULT_RELAY_HOST"), d.logins))
     lists += [(r.origin, tuple(router.logins.get(hop) for hop in r.nexthops)) for r in recipient_routes]
     lists.append((Origin("DEFAULT_RELAY_HOST"), tuple(router.logins.get(hop) for hop in relayhost)))
     for origin, logins in lists:
-        kinds = {login.oauth2 is not None for login in logins if login}
-        if len(kinds) > 1 and origin not in (e.origin for e in errors):
+        if _mixed(logins) and origin not in (e.origin for e in errors):
             errors.append(ConfigError("this route's relays log in some with a password and some with OAuth2: "
                                       "give all relays of a failover list the same kind of credential", origin))
     if errors:
@@ -237,7 +260,7 @@ def _refuse_limited_oauth2(limits, oauth2_hops, decisions: dict, recipient_route
     """A limited relay has clients of its own (relaykit_limitN), and an OAuth2 relay needs
     the XOAUTH2-only clients: one route cannot have both, so such a limit is refused rather
     than silently dropped."""
-    hops_of = [(d.nexthops, d.logins) for d in decisions.values()]
+    hops_of = [(d.nexthops, d.logins) for d in _unique(decisions)]
     hops_of += [(r.nexthops, tuple(router.logins.get(hop) for hop in r.nexthops)) for r in recipient_routes]
     hops_of.append((relayhost, tuple(router.logins.get(hop) for hop in relayhost)))
     errors = [ConfigError(f"{limit.hop} logs in with OAuth2 (postfix-oauth2.cf): per-relay limits are not "

@@ -201,7 +201,9 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
 
     # An opted-out address must stop the relayhost lookup before its @domain's route.
     address_dunno = tuple(f"/^{pcre_escape(o.sender)}$/ DUNNO" for o in optouts if not o.sender.startswith("@"))
-    relay_wild = address_dunno + _wildcard_lines([(r.sender, ",".join(r.nexthops)) for r in routes] + dunno)
+    wildcards = any(r.sender.startswith("@.") for r in (*routes, *optouts))  # else no pcre lines to build
+    relay_wild = address_dunno + (_wildcard_lines([(r.sender, ",".join(r.nexthops)) for r in routes] + dunno)
+                                  if wildcards else ())
     if relay_wild:
         tables.append(Table(RELAYHOST_WILDCARDS, relay_wild, kind="pcre"))
         params["sender_dependent_relayhost_maps"] = (
@@ -211,7 +213,7 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         tables.append(Table(SASL_WILDCARDS, sasl_wild, secret=True, kind="pcre"))
         params["smtp_sasl_password_maps"] = f"{ref('sasl_passwd')}, {ref(SASL_WILDCARDS, 'pcre')}"
 
-    used = {value.partition(":")[0] for _, value in transports} - {"DUNNO", "smtp"}
+    used = {value.partition(":")[0] for value in {value for _, value in transports}} - {"DUNNO", "smtp"}
     if transports:
         tables.append(Table(SENDER_TRANSPORT, tuple(f"{k} {v}" for k, v in transports if not k.startswith("@."))))
         maps = [ref(SENDER_TRANSPORT)]

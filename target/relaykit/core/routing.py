@@ -77,9 +77,10 @@ def key_chain(key: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Decision:
-    """What Postfix does with mail whose sender chain is `keys` (recipient rules aside)."""
+    """What Postfix does with mail whose sender chain is `keys` (recipient rules aside).
+    Not which rule decided it (Router.found says): one Decision serves every sender key
+    that goes the same way, so 100k routed domains share a handful."""
 
-    route: Route | None  # the route or opt-out found first (None: no rule matched)
     nexthops: tuple[NextHop, ...]  # empty: direct delivery
     logins: tuple[Login | None, ...]  # per next hop
     relay_only: bool  # a broader sender's credential must not be looked up: by relay only
@@ -100,6 +101,9 @@ class Decision:
         return f"{self.transport}:{','.join(self.nexthops)}" if self.nexthops else "DUNNO"
 
 
+DIRECTLY = Decision((), (), False)
+
+
 class Router:
     """resolve() for many messages: the plan's rules indexed once (linear, not quadratic)."""
 
@@ -109,6 +113,11 @@ class Router:
         self.recipient_routes = {route.sender: route for route in plan.recipient_routes}
         self.logins = {entry.key: entry for entry in plan.logins}
         self.sender_dependent = plan.params.get("smtp_sender_dependent_authentication") == "yes"
+        # without any @.wildcard rule or credential, an @domain key's chain is the key alone
+        self.wildcards = any(key.startswith("@.") for key in (*self.routes, *self.logins))
+        # sender-keyed credentials are looked up: then the chain beyond a route's key matters
+        self.sender_keyed = self.sender_dependent and any("@" in key for key in self.logins)
+        self._decisions: dict[tuple, Decision] = {}
 
     def _recipient_route(self, recipient: str | None) -> Route | None:
         if not recipient or not self.recipient_routes:
@@ -117,24 +126,55 @@ class Router:
         keys = (domain, *(f".{parent}" for parent in parents(domain)))
         return next((self.recipient_routes[k] for k in keys if k in self.recipient_routes), None)
 
+    def found(self, keys: tuple[str, ...]) -> tuple[int, Route] | None:
+        """The first route or opt-out of a sender chain, with its place in the chain."""
+        routes = self.routes
+        return next(((i, routes[k]) for i, k in enumerate(keys) if k in routes), None)
+
+    def chain(self, key: str) -> tuple[str, ...]:
+        """key_chain(key), short when nothing broader than an @domain key can match."""
+        return (key,) if not self.wildcards and key[:1] == "@" else key_chain(key)
+
+    def decide_key(self, key: str) -> Decision:
+        """decide(key_chain(key)) for a table key; at once for a route's own key when no
+        credential is keyed by sender (then nothing broader in its chain can matter)."""
+        route = self.routes.get(key)
+        if route is not None and route.nexthops and not self.sender_keyed:
+            return self._decision(route.nexthops, None, False)
+        return self.decide(self.chain(key))
+
     def decide(self, keys: tuple[str, ...]) -> Decision:
         """The route and the credentials for a sender chain (see the module's docstring)."""
-        found = next(((i, self.routes[k]) for i, k in enumerate(keys) if k in self.routes), None)
-        route = found[1] if found else None
+        if len(keys) == 1:  # the common @domain key: one lookup, no generator
+            route = self.routes.get(keys[0])
+            found = (0, route) if route is not None else None
+        else:
+            found = self.found(keys)
+            route = found[1] if found else None
         if route and route.nexthops:
             nexthops, scope = route.nexthops, keys[:found[0] + 1]
         elif self.plan.relayhost:  # no rule, or an opt-out: DEFAULT_RELAY_HOST
             nexthops, scope = self.plan.relayhost, (keys[:found[0] + 1] if found else keys)
         else:
-            return Decision(route, (), (), False)
-        limit = limit_of(nexthops, self.plan.limits)
+            return DIRECTLY
         if not self.sender_dependent:  # no sender-keyed credentials at all
-            return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), False, limit)
+            return self._decision(nexthops, None, False)
         sender_login = next((self.logins[k] for k in scope if k in self.logins), None)
         if sender_login:
-            return Decision(route, nexthops, (sender_login,) * len(nexthops), False, limit)
+            return self._decision(nexthops, sender_login, False)
         hidden = any(k in self.logins for k in keys[len(scope):])  # another rule's credential
-        return Decision(route, nexthops, tuple(self.logins.get(hop) for hop in nexthops), hidden, limit)
+        return self._decision(nexthops, None, hidden)
+
+    def _decision(self, nexthops: tuple[NextHop, ...], sender_login: Login | None, relay_only: bool) -> Decision:
+        """One shared Decision per way to go (next hops, credential, lookup)."""
+        memo = (nexthops, id(sender_login), relay_only)  # a login lives as long as the plan
+        decision = self._decisions.get(memo)
+        if decision is None:
+            logins = (sender_login,) * len(nexthops) if sender_login else \
+                tuple(self.logins.get(hop) for hop in nexthops)
+            decision = Decision(nexthops, logins, relay_only, limit_of(nexthops, self.plan.limits))
+            self._decisions[memo] = decision
+        return decision
 
     def resolve(self, sender: str, recipient: str | None = None) -> Resolution:
         by_recipient = self._recipient_route(recipient)
@@ -149,8 +189,10 @@ class Router:
                               logins=tuple(self.logins.get(hop) for hop in hops),
                               implicit_tls=hops[0].implicit_tls, by_recipient=True,
                               limit=limit[1] if limit else None)
-        decision = self.decide(_sender_keys(sender))
-        route, hops = decision.route, decision.nexthops
+        keys = _sender_keys(sender)
+        decision = self.decide(keys)
+        found = self.found(keys)
+        route, hops = found[1] if found else None, decision.nexthops
         origin = route.origin if route and (route.nexthops or not hops) else (
             Origin("DEFAULT_RELAY_HOST") if hops else None)
         return Resolution(sender, recipient, hops, origin, decision.logins[0] if hops else None,

@@ -28,7 +28,11 @@ Editing lives in edges/editor.py (through stores/files.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from functools import partial
+from itertools import count, repeat
+from operator import itemgetter
+from typing import NamedTuple
 from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
@@ -43,35 +47,39 @@ __all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP
            "load_accounts", "rows"]
 
 
-@dataclass(frozen=True)
-class Row:
-    fields: tuple[str, ...]
+class Row(NamedTuple):  # one per line of files of up to 100k lines: a tuple is cheapest
+    fields: list[str]
     origin: Origin
 
 
-def rows(path: Path) -> list[Row]:
-    """The significant lines of a DMS table, split on whitespace. A missing file has none."""
+def _read(path: Path) -> str:
+    """A DMS file's text; a missing file is empty."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return []
+        return ""
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", Origin(str(path))) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", Origin(str(path))) from None
+
+
+def rows(path: Path, text: str | None = None) -> list[Row]:
+    """The significant lines of a DMS table, split on whitespace. A missing file has none."""
+    text = _read(path) if text is None else text
     found = []
     name = str(path)
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
-        if fields and not fields[0].startswith("#"):
-            found.append(Row(tuple(fields), Origin(name, number)))
+        if fields and fields[0][0] != "#":
+            found.append(Row(fields, Origin(name, number)))
     return found
 
 
-def _collect(path: Path, parse_row, secure: object) -> tuple:
+def _collect(path: Path, parse_row, secure: object, text: str | None = None) -> tuple:
     """Parse every row, gathering all errors so one run reports every bad line."""
     entries, errors = [], []
-    for row in rows(path):
+    for row in rows(path, text):
         try:
             entries.append(parse_row(row, secure))
         except RelaykitError as exc:
@@ -79,6 +87,44 @@ def _collect(path: Path, parse_row, secure: object) -> tuple:
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return tuple(entries)
+
+
+def load_relaymap(path: Path, secure: object = ()) -> tuple[RelayRule, ...]:
+    """postfix-relaymap.cf, line by line as every file, unless it is the plain kind that
+    reaches 100k lines (see _plain_relaymap), which is read in bulk to the same rules."""
+    text = _read(path)
+    rules = _plain_relaymap(text, str(path), secure) if text else None
+    return rules if rules is not None else _collect(path, parse_relay_row, secure, text)
+
+
+# A line `@domain value` whose key needs no normalizing (lower-case ASCII, no trailing
+# dot, no wildcard) and that domain() accepts as it is: labels of letters, digits and
+# inner hyphens, none empty, not an IPv4 address; label and name lengths are checked after.
+_PLAIN_LINE = (r"^(@(?![0-9]+\.[0-9]+\.[0-9]+\.[0-9]+[ \t])"
+               r"[a-z0-9](?:[a-z0-9]++|-++(?=[a-z0-9])|\.(?=[a-z0-9]))*+)[ \t]+([^\s#]+)[ \t]*$")
+
+
+def _plain_relaymap(text: str, name: str, secure: object) -> tuple[RelayRule, ...] | None:
+    """The rules of a relaymap whose every line is `@domain value` with a domain already
+    in the form validate.route_key() returns, checked as parse_relay_row() would but by a
+    few passes of compiled patterns over the whole text, and each distinct value parsed
+    once. None for anything else (a comment, a blank line, a key to normalize, any error):
+    the line-by-line reader then decides, and names file:line for each bad line."""
+    pairs = re.findall(_PLAIN_LINE, text, re.MULTILINE)
+    lines = text.count("\n") + (not text.endswith("\n"))
+    if len(pairs) != lines:
+        return None
+    longest = max(len(key) for key, _ in pairs)  # with its '@': names of 253, labels of 63
+    if longest > 64 and (longest > 254 or re.search("[a-z0-9-]{64}", "\n".join(key for key, _ in pairs))):
+        return None
+    try:
+        hops = {value: validate.relay_list(value, "relay", secure) for value in {value for _, value in pairs}}
+    except RelaykitError:
+        return None
+    # The rules and their origins built by C loops (NamedTuple._make is tuple.__new__ too).
+    origins = map(partial(tuple.__new__, Origin), zip(repeat(name), count(1)))
+    return tuple(map(partial(tuple.__new__, RelayRule),
+                     zip(map(itemgetter(0), pairs), map(hops.__getitem__, map(itemgetter(1), pairs)), origins)))
 
 
 def parse_relay_row(row: Row, secure: object = ()) -> RelayRule:
@@ -323,9 +369,10 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
             errors.append(exc)
         return ()
 
-    results = [gather(_collect, config_dir / name, parser, secure)
-               for name, parser in ((RELAYMAP, parse_relay_row), (SASL_PASSWORD, parse_credential_row),
-                                    (ACCOUNTS, parse_account_row), (VIRTUAL, parse_alias_row))]
+    results = [gather(load_relaymap, relaymap, secure)]
+    results += [gather(_collect, config_dir / name, parser, secure)
+                for name, parser in ((SASL_PASSWORD, parse_credential_row), (ACCOUNTS, parse_account_row),
+                                     (VIRTUAL, parse_alias_row))]
     recipient_rules = gather(_collect, config_dir / RECIPIENT_RELAYMAP, parse_recipient_row, secure)
     oauth2 = gather(load_oauth2, config_dir, secure)
     limits = gather(_collect, config_dir / RELAY_LIMITS, parse_limit_row, secure)

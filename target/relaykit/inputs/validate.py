@@ -64,6 +64,12 @@ def _is_labels(name: str) -> bool:
     return True
 
 
+def is_plain_domain(name: str) -> bool:
+    """`name` is a domain already in the form domain() returns (lower-case ASCII labels,
+    no trailing dot): domain(name) == name, without its checks for what is not so."""
+    return len(name) <= 253 and _is_labels(name) and not _is_ipv4_shaped(name)
+
+
 def _is_ipv4_shaped(name: str) -> bool:
     parts = name.split(".")
     return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts)
@@ -263,6 +269,8 @@ def local_part(value: str, what: str = "sender address") -> str:
 
 def route_key(value: str, what: str = "sender") -> str:
     """A sender rule key: `@domain`, `user@domain`, or `@.domain` (every subdomain of domain)."""
+    if value[:1] == "@" and is_plain_domain(value[1:]):  # already normal: configure reads 100k of them
+        return value
     field(value, what)
     if value.startswith("["):
         raise RelaykitError(f"{what} must be @domain, not a relay host: {value!r} (or user@domain, @.domain)")
@@ -300,6 +308,24 @@ def relay_list(value: str, what: str = "relay", secure: object = ()) -> tuple[Ne
     `smtp:[host]:port` (STARTTLS); without one, the port decides (model/nexthop.py).
     All hops of one list must use the same mode (they share one Postfix transport).
     """
+    # A relaymap names few relays on up to 100k lines: each spelling is parsed once.
+    cache_key = (value, what, secure)
+    try:
+        return _RELAY_LISTS[cache_key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable `secure` container: no cache
+        return _relay_list(value, what, secure)
+    hops = _relay_list(value, what, secure)
+    if len(_RELAY_LISTS) < 4096:
+        _RELAY_LISTS[cache_key] = hops
+    return hops
+
+
+_RELAY_LISTS: dict[tuple, tuple[NextHop, ...]] = {}
+
+
+def _relay_list(value: str, what: str, secure: object) -> tuple[NextHop, ...]:
     items = value.replace(",", " ").split()
     if not items:
         raise RelaykitError(f"{what} is empty")

@@ -8,14 +8,15 @@ stores/postgres.py from its tables); the planners (core/) read nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from relaykit.model.nexthop import NextHop
 from relaykit.secret import Secret
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where an entry came from: a file and line, or the name of an environment variable."""
+class Origin(NamedTuple):
+    """Where an entry came from: a file and line, or the name of an environment variable.
+    A named tuple, not a dataclass: configure makes one per line of 100k-line files."""
 
     path: str
     line: int = 0
@@ -24,10 +25,10 @@ class Origin:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-@dataclass(frozen=True)
-class RelayRule:
+class RelayRule(NamedTuple):
     """A relaymap line: mail from `sender` goes to `nexthops` (tried in order); none = opt-out.
-    In postfix-recipient-relaymap.cf, `sender` holds the recipient domain key."""
+    In postfix-recipient-relaymap.cf, `sender` holds the recipient domain key. The plan's
+    routes are relay rules too (model/plan.Route). A named tuple, as Origin."""
 
     sender: str
     nexthops: tuple[NextHop, ...]

@@ -7,9 +7,10 @@ Routes and logins say who goes where as whom, with the rule that decided it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from relaykit.model.entries import OAuth2Credential, Origin, Override, RelayLimit
+from relaykit.model.entries import OAuth2Credential, Origin, Override, RelayLimit, RelayRule
 from relaykit.model.nexthop import NextHop
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
@@ -67,19 +68,10 @@ class Service:
         return " ".join(fields + [f"-o {name}={value}" for name, value in self.options])
 
 
-@dataclass(frozen=True)
-class Route:
-    """Mail from `sender` goes to `nexthops`; `origin` says which rule decided it.
-    For a recipient route, `sender` is the recipient domain key."""
-
-    sender: str
-    nexthops: tuple[NextHop, ...]
-    origin: Origin
-
-    @property
-    def implicit_tls(self) -> bool:
-        """Through the wrappermode transport (core/routetables.py); one mode per list."""
-        return bool(self.nexthops) and self.nexthops[0].implicit_tls
+# Mail from `sender` goes to `nexthops`; `origin` says which rule decided it. For a
+# recipient route, `sender` is the recipient domain key. The same shape as the rule it
+# comes from, so a plan's routes are its relaymap rules themselves, not 100k copies.
+Route = RelayRule
 
 
 @dataclass(frozen=True)
@@ -110,6 +102,9 @@ class Plan:
     overrides: tuple[Override, ...] = ()
     oauth2: tuple[OAuth2Credential, ...] = ()  # whose tokens relaykit fetches (run/oauth2.py)
     limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf: each limited relay's transport
+    # core/routing.Decision of every sender key, as core/plan.py wrote sender_transport from
+    # them: the summary counts them instead of resolving 100k senders again. Derived data.
+    decisions: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def configured(self) -> bool:
@@ -148,4 +143,5 @@ def combine(*plans: Plan) -> Plan:
         overrides=tuple(o for p in plans for o in p.overrides),
         oauth2=tuple(c for p in plans for c in p.oauth2),
         limits=tuple(l for p in plans for l in p.limits),
+        decisions=next((p.decisions for p in plans if p.decisions), {}),  # only the relay plan has them
     )

@@ -1,0 +1,66 @@
+"""The bulk relaymap reader (dmsfiles._plain_relaymap, configure's path for 100k-line
+files) reads a file to exactly the rules the line-by-line reader does, or declines it.
+
+Declining is always safe (the line reader then decides, with file:line errors); what must
+never happen is the bulk reader accepting a line the line reader refuses or reads otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+
+from relaykit.errors import RelaykitError
+from relaykit.inputs import dmsfiles
+
+# Keys near the edges of what domain()/route_key() accept or normalize.
+LABELS = st.sampled_from(["a", "b-c", "xn--p1ai", "1", "255", "0", "-x", "y-", "", "A", "Ab", "é", "a_b",
+                          "a" * 63, "a" * 64, "a--b", "9z"])
+KEYS = st.one_of(
+    st.builds(lambda labels: "@" + ".".join(labels), st.lists(LABELS, min_size=1, max_size=6)),
+    st.builds(lambda labels: "@." + ".".join(labels), st.lists(LABELS, min_size=1, max_size=3)),
+    st.builds(lambda a, b, c, d: f"@{a}.{b}.{c}.{d}", *[st.integers(0, 9999)] * 4),
+    st.builds(lambda labels: "@" + ".".join(labels) + ".", st.lists(LABELS, min_size=1, max_size=3)),
+    st.text(alphabet="abz09-.@_A#\u00e9", max_size=14),
+    st.sampled_from(["user@shop.example", "@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61,
+                     "@" + "a." * 126 + "bc"]),
+)
+VALUES = st.sampled_from(["[relay.test]:587", "[r.test]:99999", "smtps:[h.test]:465", "[a.test]:25,[b.test]:465",
+                          "[a.test]:587,[b.test]:587", "x#y", "[Relay.Test]:587", "h.test", "[::1]:25", "[1.2.3.4]:2525"])
+SEPARATORS = st.sampled_from([" ", "\t", "  \t", "\t\t"])
+LINES = st.builds(lambda key, sep, value, tail: f"{key}{sep}{value}{tail}", KEYS, SEPARATORS, VALUES,
+                  st.sampled_from(["", "", " ", "\t", " extra", "\r"]))
+OTHER_LINES = st.sampled_from(["", "# a comment", "  ", "@opt.example", "\u2028"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(LINES, LINES, LINES, OTHER_LINES), min_size=1, max_size=6), st.booleans())
+def test_the_bulk_reader_reads_exactly_what_the_line_reader_reads_or_declines(tmp_path_factory, lines, newline):
+    text = "\n".join(lines) + ("\n" if newline else "")
+    path = Path(tmp_path_factory.mktemp("relaymap")) / "postfix-relaymap.cf"
+    path.write_text(text, encoding="utf-8")
+    bulk = dmsfiles._plain_relaymap(text, str(path), ())
+    if bulk is None:
+        return
+    try:
+        by_line = dmsfiles._collect(path, dmsfiles.parse_relay_row, (), text)
+    except RelaykitError as exc:
+        raise AssertionError(f"the bulk reader accepted what the line reader refuses: {text!r}: {exc}") from None
+    assert bulk == by_line
+
+
+def test_a_plain_file_is_read_in_bulk_and_anything_else_line_by_line(tmp_path):
+    plain = "".join(f"@d{i}.example\t[relay{i % 3}.test]:587\n" for i in range(1000))
+    assert dmsfiles._plain_relaymap(plain, "f", ()) is not None
+    for other in ("# header\n" + plain, plain + "@Upper.example [r.test]:587\n", plain + "@.wild.example [r.test]:587\n",
+                  plain + "@bad.example [r.test]:0\n"):
+        assert dmsfiles._plain_relaymap(other, "f", ()) is None
+    path = tmp_path / "postfix-relaymap.cf"
+    path.write_text(plain + "@d0.example [other.test]:587\n@bad.example [r.test]:0\n")
+    try:
+        dmsfiles.load_relaymap(path)
+    except RelaykitError as exc:
+        assert f"{path}:1002" in str(exc) and "port" in str(exc)
+    else:
+        raise AssertionError("a bad port in a 1000-line file was accepted")
