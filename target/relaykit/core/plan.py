@@ -121,7 +121,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
     routes = [rule for rule in explicit.values() if rule.nexthops]  # a rule is its route (model/plan.py)
-    default = settings.relay_nexthop
+    default, defaults = settings.relay_nexthop, []
     if default:
         origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
         defaults = [
@@ -154,8 +154,10 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
     oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
     tables = (
-        Table(RELAYHOST_MAP, _lines(((r.sender, r.nexthops) for r in routes if not r.sender.startswith("@.")),
-                                    {nexthops: ",".join(nexthops) for nexthops in lists})),  # wildcards: routetables
+        Table(RELAYHOST_MAP, routetables.exact_lines(  # the wildcards go to routetables' pcre tables
+            zip(map(itemgetter(0), routes), map({nexthops: ",".join(nexthops) for nexthops in lists}.__getitem__,
+                                                map(itemgetter(1), routes))),
+            routetables.has_wildcard(explicit))),
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in passwords), secret=True),
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
@@ -198,20 +200,20 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
-    router = Router(plan)
-    keys = dict.fromkeys([*(r.sender for r in optouts), *(r.sender for r in routes),
-                          *(c.key for c in creds if "@" in c.key)])
-    decisions = dict(zip(keys, map(router.decide_key, keys)))
+    router = Router(plan, {**explicit, **{r.sender: r for r in defaults}} if defaults else explicit)
+    decisions = router.decide_every_key()
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
-    _refuse_mixed_logins(decisions, recipient_routes, router, relayhost)
-    _refuse_limited_oauth2(files.relay_limits, oauth2_hops, decisions, recipient_routes, router, relayhost)
-    values = {id(d): d.table_value for d in _unique(decisions)}
-    extra = routetables.build([(k, values[id(d)]) for k, d in decisions.items()], optouts, routes,
+    unique = router.distinct()
+    _refuse_mixed_logins(decisions, unique, recipient_routes, router, relayhost)
+    _refuse_limited_oauth2(files.relay_limits, oauth2_hops, unique, recipient_routes, router, relayhost)
+    values = {id(d): d.table_value for d in unique}
+    transports = list(zip(decisions, map(values.__getitem__, map(id, decisions.values()))))
+    extra = routetables.build(transports, optouts, routes,
                               recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
-                              oauth2_kind, files.relay_limits)
+                              oauth2_kind, files.relay_limits, wildcards=router.wildcards)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services,
                    warnings=plan.warnings + extra.warnings, decisions=decisions)
-    direct = _reaching_direct(decisions)
+    direct = _reaching_direct(decisions) if any(not d.nexthops for d in unique) else set()
     unused = [login for login in plan.logins if login.key in direct]
     if not unused:
         return plan
@@ -221,25 +223,15 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         "them by relay ([host]:port) instead" for login in unused))
 
 
-def _lines(pairs, values: dict) -> tuple[str, ...]:
-    """`key value` table lines, each list of next hops joined once (`values`)."""
-    return tuple([f"{key} {values[nexthops]}" for key, nexthops in pairs])
-
-
-def _unique(decisions: dict) -> list:
-    """The distinct Decisions (routing.Router shares one per way to go): a handful for 100k keys."""
-    return list({id(d): d for d in decisions.values()}.values())
-
-
 def _mixed(logins) -> bool:
     return len({login.oauth2 is not None for login in logins if login}) > 1
 
 
-def _refuse_mixed_logins(decisions: dict, recipient_routes, router: Router, relayhost) -> None:
+def _refuse_mixed_logins(decisions: dict, unique: list, recipient_routes, router: Router, relayhost) -> None:
     """One client per route: a failover list whose relays log in some with a password and
     some with OAuth2 tokens cannot be served by either (an error naming the rule)."""
     errors = []
-    mixed = {id(d) for d in _unique(decisions) if _mixed(d.logins)}
+    mixed = {id(d) for d in unique if _mixed(d.logins)}
     lists = []
     for key, d in (decisions.items() if mixed else ()):  # name each rule: only when one is wrong
         if id(d) in mixed:
@@ -255,12 +247,12 @@ def _refuse_mixed_logins(decisions: dict, recipient_routes, router: Router, rela
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
 
-def _refuse_limited_oauth2(limits, oauth2_hops, decisions: dict, recipient_routes, router: Router,
+def _refuse_limited_oauth2(limits, oauth2_hops, unique: list, recipient_routes, router: Router,
                            relayhost) -> None:
     """A limited relay has clients of its own (relaykit_limitN), and an OAuth2 relay needs
     the XOAUTH2-only clients: one route cannot have both, so such a limit is refused rather
     than silently dropped."""
-    hops_of = [(d.nexthops, d.logins) for d in _unique(decisions)]
+    hops_of = [(d.nexthops, d.logins) for d in unique]
     hops_of += [(r.nexthops, tuple(router.logins.get(hop) for hop in r.nexthops)) for r in recipient_routes]
     hops_of.append((relayhost, tuple(router.logins.get(hop) for hop in relayhost)))
     errors = [ConfigError(f"{limit.hop} logs in with OAuth2 (postfix-oauth2.cf): per-relay limits are not "

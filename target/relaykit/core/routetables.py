@@ -48,6 +48,7 @@ whose first next hop it is go through them. Their TLS mode is the relay's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from pathlib import Path
 
 from relaykit.model.entries import RelayLimit
@@ -86,6 +87,20 @@ def parents(domain: str) -> list[str]:
     """`a.b.example.com` -> ["b.example.com", "example.com", "com"]: its wildcard candidates."""
     labels = domain.split(".")
     return [".".join(labels[i:]) for i in range(1, len(labels))]
+
+
+def has_wildcard(keys) -> bool:
+    """Whether any of these sender keys is an `@.domain` wildcard (one C-level scan: the
+    keys of 100k-line relaymaps are checked several times)."""
+    return "\n@." in "\n" + "\n".join(keys)
+
+
+def exact_lines(pairs, wildcards: bool) -> tuple[str, ...]:
+    """`key value` lines of an exact (hash/lmdb) table from (key, value) pairs, without
+    the wildcard keys when there are any (they go into the pcre tables)."""
+    if wildcards:
+        pairs = [(key, value) for key, value in pairs if not key.startswith("@.")]
+    return tuple(map(" ".join, pairs))
 
 
 def under_wildcard(domain: str, keys) -> bool:
@@ -189,10 +204,11 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
           recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
           directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb",
-          limits: tuple[RelayLimit, ...] = ()) -> Extra:
+          limits: tuple[RelayLimit, ...] = (), wildcards: bool = True) -> Extra:
     """`transports`: (sender key, sender_transport value) from routing.Router's decisions;
     `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one; `limits`:
-    postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay)."""
+    postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay); `wildcards`:
+    False when no sender key is an @.domain wildcard (the pcre tables are then not built)."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
 
@@ -201,7 +217,6 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
 
     # An opted-out address must stop the relayhost lookup before its @domain's route.
     address_dunno = tuple(f"/^{pcre_escape(o.sender)}$/ DUNNO" for o in optouts if not o.sender.startswith("@"))
-    wildcards = any(r.sender.startswith("@.") for r in (*routes, *optouts))  # else no pcre lines to build
     relay_wild = address_dunno + (_wildcard_lines([(r.sender, ",".join(r.nexthops)) for r in routes] + dunno)
                                   if wildcards else ())
     if relay_wild:
@@ -213,11 +228,11 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         tables.append(Table(SASL_WILDCARDS, sasl_wild, secret=True, kind="pcre"))
         params["smtp_sasl_password_maps"] = f"{ref('sasl_passwd')}, {ref(SASL_WILDCARDS, 'pcre')}"
 
-    used = {value.partition(":")[0] for value in {value for _, value in transports}} - {"DUNNO", "smtp"}
+    used = {value.partition(":")[0] for value in set(map(itemgetter(1), transports))} - {"DUNNO", "smtp"}
     if transports:
-        tables.append(Table(SENDER_TRANSPORT, tuple(f"{k} {v}" for k, v in transports if not k.startswith("@."))))
+        tables.append(Table(SENDER_TRANSPORT, exact_lines(transports, wildcards)))
         maps = [ref(SENDER_TRANSPORT)]
-        wild = _wildcard_lines(transports)
+        wild = _wildcard_lines(transports) if wildcards else ()
         if wild:
             tables.append(Table(SENDER_TRANSPORT_WILDCARDS, wild, kind="pcre"))
             maps.append(ref(SENDER_TRANSPORT_WILDCARDS, "pcre"))

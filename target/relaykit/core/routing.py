@@ -31,8 +31,11 @@ A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 
-from relaykit.core.routetables import DIRECT, client_transport, limit_of, limited_transport, parents, recipient_transport
+from relaykit.core.routetables import (DIRECT, client_transport, has_wildcard, limit_of, limited_transport, parents,
+                                       recipient_transport)
 from relaykit.model.entries import Origin, RelayLimit
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Login, Plan, Route
@@ -107,17 +110,19 @@ DIRECTLY = Decision((), (), False)
 class Router:
     """resolve() for many messages: the plan's rules indexed once (linear, not quadratic)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, routes: dict[str, Route] | None = None) -> None:
+        """`routes`: the plan's routes and opt-outs by sender key, when the caller has them."""
         self.plan = plan
-        self.routes = {route.sender: route for route in (*plan.optouts, *plan.routes)}
+        self.routes = routes if routes is not None else {r.sender: r for r in (*plan.optouts, *plan.routes)}
         self.recipient_routes = {route.sender: route for route in plan.recipient_routes}
         self.logins = {entry.key: entry for entry in plan.logins}
         self.sender_dependent = plan.params.get("smtp_sender_dependent_authentication") == "yes"
         # without any @.wildcard rule or credential, an @domain key's chain is the key alone
-        self.wildcards = any(key.startswith("@.") for key in (*self.routes, *self.logins))
+        self.wildcards = has_wildcard(self.routes) or has_wildcard(self.logins)
         # sender-keyed credentials are looked up: then the chain beyond a route's key matters
         self.sender_keyed = self.sender_dependent and any("@" in key for key in self.logins)
         self._decisions: dict[tuple, Decision] = {}
+        self._direct = False  # whether DIRECTLY was decided for some key
 
     def _recipient_route(self, recipient: str | None) -> Route | None:
         if not recipient or not self.recipient_routes:
@@ -134,6 +139,27 @@ class Router:
     def chain(self, key: str) -> tuple[str, ...]:
         """key_chain(key), short when nothing broader than an @domain key can match."""
         return (key,) if not self.wildcards and key[:1] == "@" else key_chain(key)
+
+    def decide_every_key(self) -> dict[str, Decision]:
+        """The Decision of every sender key relaykit writes into sender_transport: opt-outs,
+        routes, sender-keyed credentials, in that order. Without credentials keyed by sender,
+        a route with next hops is decided by them alone: 100k routes by C loops."""
+        plan = self.plan
+        keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes),
+                                   (login.key for login in plan.logins if "@" in login.key)))
+        if self.sender_keyed:
+            return dict(zip(keys, map(self.decide_key, keys)))
+        decisions: dict[str, Decision | None] = dict.fromkeys(keys)
+        by_hops = {nexthops: self._decision(nexthops, None, False) for nexthops in {r.nexthops for r in plan.routes}}
+        decisions.update(zip(map(itemgetter(0), plan.routes), map(by_hops.__getitem__, map(itemgetter(1), plan.routes))))
+        if len(decisions) > len(plan.routes):  # opt-outs, credentials
+            for key in [key for key, decision in decisions.items() if decision is None]:
+                decisions[key] = self.decide_key(key)
+        return decisions  # type: ignore[return-value]
+
+    def distinct(self) -> list[Decision]:
+        """Every different Decision this router has made: a handful, whatever the keys."""
+        return [*self._decisions.values(), *((DIRECTLY,) if self._direct else ())]
 
     def decide_key(self, key: str) -> Decision:
         """decide(key_chain(key)) for a table key; at once for a route's own key when no
@@ -156,6 +182,7 @@ class Router:
         elif self.plan.relayhost:  # no rule, or an opt-out: DEFAULT_RELAY_HOST
             nexthops, scope = self.plan.relayhost, (keys[:found[0] + 1] if found else keys)
         else:
+            self._direct = True
             return DIRECTLY
         if not self.sender_dependent:  # no sender-keyed credentials at all
             return self._decision(nexthops, None, False)

@@ -37,7 +37,7 @@ class Table:
     indexed: bool = True  # compiled by postmap when table_type is indexed; False: a pgsql: config
 
     def text(self) -> str:
-        return "".join(line + "\n" for line in self.lines)
+        return "\n".join(self.lines) + "\n" if self.lines else ""
 
 
 @dataclass(frozen=True)
