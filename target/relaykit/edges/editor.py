@@ -13,10 +13,10 @@ Keys are matched case-insensitively (domains and hosts are), as the first field 
 (ended by whitespace, or by `|` as in postfix-accounts.cf).
 
 Linear and light on a 100,000-line (3 MB) table, whose edit is `setup`'s whole job: the
-table is searched in blocks of whole lines (read with pread, lower-cased, then bytes.find),
-never held whole nor split into lines; the new file is the old one's byte ranges copied by
-the kernel (sendfile) around the one new line. A 3 MB buffer would cost more in page faults
-than the search itself.
+table is searched in blocks of whole lines (read with pread, lower-cased where they hold
+capitals, then bytes.find), never held whole nor split into lines; the new file is the old
+one's byte ranges copied by the kernel (sendfile) around the one new line. A 3 MB buffer
+would cost more in page faults than the search itself.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def _key_spans(read, size: int, key: bytes) -> list[tuple[int, int]]:
     """(start, end) of every line whose first field is `key`, end including its newline.
     `read(offset, count)` returns the bytes of the content (`size` bytes long) at offset."""
     key = key.lower()
+    # A block holding none of the capitals of the key's letters can only hold the key as
+    # written: it is searched as it is, not lower-cased (memchr scans cost a fifth of that).
+    capitals = [bytes((char - 32,)) for char in set(key) if 97 <= char <= 122]
     spans = []
     pos = 0
     while pos < size:
@@ -52,7 +55,7 @@ def _key_spans(read, size: int, key: bytes) -> list[tuple[int, int]]:
             want *= 2  # one line longer than the block: read it whole
         if not cut:
             break
-        low = block.lower()
+        low = block.lower() if any(capital in block for capital in capitals) else block
         at = low.find(key, 0, cut)
         while at != -1:
             start = low.rfind(b"\n", 0, at) + 1
