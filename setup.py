@@ -21,10 +21,7 @@ setup(
                  "kubernetes-validate>=1.28"],  # Kubernetes' schemas, offline
         "bench": ["matplotlib>=3.5", "aiosmtpd>=1.4", "trustme>=1.1"],
     },
-    entry_points={
-        "console_scripts": [
-            "relaykit=relaykit.cli.main:main",
-            "setup=relaykit.cli.setup:main",
-        ],
-    },
+    # `setup` is a plain script (target/bin/setup): the console_scripts wrapper costs start-up time
+    scripts=["target/bin/setup"],
+    entry_points={"console_scripts": ["relaykit=relaykit.cli.main:main"]},
 )

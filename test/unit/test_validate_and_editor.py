@@ -45,6 +45,78 @@ def test_remove_absent_key_is_a_no_op(tmp_path):
     assert set_line(path, "@a.test", None) is False and not path.exists()
 
 
+def test_replace_key_skips_comments_longer_keys_and_keys_further_in_a_line():
+    data = b"# @a.test old\n@a.test.net x\n@a.testing y\nz @a.test\n"
+    assert replace_key(data, "@a.test", "@a.test new") == data + b"@a.test new\n"
+
+
+def test_replace_key_on_a_last_line_without_newline_and_on_crlf_lines():
+    assert replace_key(b"@b.test x\n@a.test old", "@a.test", "@a.test new") == b"@b.test x\n@a.test new\n"
+    # the replaced line gets a newline; every other line keeps its CRLF
+    assert replace_key(b"@a.test old\r\n@b.test x\r\n", "@a.test", "@a.test new") == b"@a.test new\n@b.test x\r\n"
+    assert replace_key(b"@b.test x\r\n@a.test\r\n", "@a.test", None) == b"@b.test x\r\n"
+
+
+def _reference(data: bytes, key: str, line: str | None) -> bytes:
+    """replace_key's rule, line by line."""
+    out, done = [], line is None
+    for text in data.splitlines(keepends=True):
+        field = text.lstrip(b" \t")
+        rest = field[len(key):]
+        if field[:len(key)].lower() == key.lower().encode() and (not rest or rest[:1] in b" \t\r\n|"):
+            if not done:
+                out.append(line.encode() + b"\n")
+                done = True
+            continue
+        out.append(text)
+    if not done:
+        if out and not out[-1].endswith(b"\n"):
+            out.append(b"\n")
+        out.append(line.encode() + b"\n")
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 16])
+def test_replace_key_across_the_blocks_it_searches(monkeypatch, block):
+    from relaykit.edges import editor
+
+    monkeypatch.setattr(editor, "BLOCK", block)
+    lines = [f"@d{i}.test [r{i % 3}.test]:587\n" for i in range(300)]
+    lines[5] = "  @D7.Test [upper.test]:25\r\n"
+    lines[150] = "@long.test " + "x" * 500 + "\n"
+    lines[200] = "@d7.test|dup\n"
+    data = "".join(lines).encode() + b"@end.test x"
+    for key in ("@d7.test", "@d0.test", "@long.test", "@end.test", "@d299.test", "@new.test"):
+        for line in (f"{key} [n.test]:2525", None):
+            assert replace_key(data, key, line) == _reference(data, key, line), (key, line)
+
+
+@pytest.mark.parametrize("sendfile", ["works", "refused"])
+def test_set_line_writes_the_same_bytes_keeps_the_mode_and_reports_no_change(tmp_path, monkeypatch, sendfile):
+    import os
+
+    from relaykit.edges import editor
+
+    if sendfile == "refused":  # a file system without sendfile(2) between files: copied through a buffer
+        def refuse(*args):
+            raise OSError(22, "Invalid argument")
+        monkeypatch.setattr(os, "sendfile", refuse)
+    monkeypatch.setattr(editor, "BLOCK", 16)
+    path = tmp_path / "postfix-relaymap.cf"
+    data = b"# relays\r\n" + b"".join(b"@d%d.test [r.test]:587\n" % i for i in range(50)) + b"@last.test x"
+    path.write_bytes(data)
+    os.chmod(path, 0o640)
+    assert set_line(path, "@d20.test", "@d20.test [n.test]:25") is True
+    assert path.read_bytes() == replace_key(data, "@d20.test", "@d20.test [n.test]:25")
+    assert set_line(path, "@d20.test", "@d20.test [n.test]:25") is False
+    assert set_line(path, "@new.test", "@new.test [n.test]:25") is True
+    assert path.read_bytes().endswith(b"@last.test x\n@new.test [n.test]:25\n")
+    assert set_line(path, "@D0.TEST", None) is True and b"@d0.test " not in path.read_bytes()
+    assert set_line(path, "@gone.test", None) is False
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".postfix-relaymap.cf.lock", "postfix-relaymap.cf"]
+
+
 # -- internationalized domain names: IDNA 2008 with UTS #46 (not Python's IDNA 2003 codec)
 
 @pytest.mark.parametrize("value, expected", [
