@@ -240,14 +240,22 @@ def write_if_changed(path: os.PathLike | str, data: bytes, mode: int, *, uid: in
     """Replace `path` atomically unless it already holds `data` with this mode (and owner
     and group, where given: -1 leaves them as they are). True when it was written: the
     one rule for every generated file (Postfix's tables, Dovecot's files)."""
+    return replace_if_changed(path, data, mode, uid=uid, gid=gid)[0]
+
+
+def replace_if_changed(path: os.PathLike | str, data: bytes, mode: int, *, uid: int = -1,
+                       gid: int = -1) -> tuple[bool, bytes | None]:
+    """write_if_changed, also giving what the file held before (None: there was none), so
+    that a table's change can be applied to its compiled form as a delta."""
     path = os.fspath(path)
     try:
         stat = os.stat(path)
         with open(path, "rb") as file:
-            same = file.read() == data
-        if (same and stat.st_mode & 0o777 == mode and uid in (-1, stat.st_uid) and gid in (-1, stat.st_gid)):
-            return False
+            previous = file.read()
+        if (previous == data and stat.st_mode & 0o777 == mode and uid in (-1, stat.st_uid)
+                and gid in (-1, stat.st_gid)):
+            return False, previous
     except FileNotFoundError:
-        pass
+        previous = None
     write_atomic(path, data, mode, uid=uid, gid=gid)
-    return True
+    return True, previous

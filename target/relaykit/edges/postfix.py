@@ -20,6 +20,8 @@ from relaykit.errors import RelaykitError
 
 # Table types whose source file postmap(1) compiles into an indexed file.
 INDEXED_SUFFIX = {"hash": ".db", "btree": ".db", "dbm": ".dir", "lmdb": ".lmdb", "cdb": ".cdb"}
+# Of those, the ones postmap -i/-d can update in place (cdb is write-once, dbm unlocked).
+UPDATABLE_TYPES = ("lmdb", "hash", "btree")
 
 
 class PostfixError(RelaykitError):
@@ -36,17 +38,39 @@ class Postfix:
 
         subprocess, not the `sh` package: sh 2.x imports asyncio and importlib.metadata
         (~90 ms, a third of configure's budget at 100k domains) and runs threads per call."""
+        return self._finish(program, self._start(program, *args, stdin=stdin is not None), stdin, warnings)
+
+    def _start(self, program: str, *args: str, stdin: bool = False) -> subprocess.Popen:
         try:
-            done = subprocess.run([program, "-c", str(self.config_dir), *args], input=stdin, capture_output=True,
-                                  text=True, errors="replace")
+            return subprocess.Popen([program, "-c", str(self.config_dir), *args],
+                                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace")
         except FileNotFoundError:
             raise PostfixError(f"{program} is not installed (Debian package postfix)") from None
-        if done.returncode:
-            detail = done.stderr.strip() or done.stdout.strip()
-            raise PostfixError(f"{program} failed: {detail or f'exit status {done.returncode}'}")
+
+    @staticmethod
+    def _finish(program: str, process: subprocess.Popen, stdin: str | None = None,
+                warnings: list[str] | None = None, quiet_failure_ok: bool = False) -> str:
+        stdout, stderr = process.communicate(stdin)
+        if process.returncode and not (quiet_failure_ok and process.returncode == 1 and not stderr.strip()):
+            detail = stderr.strip() or stdout.strip()
+            raise PostfixError(f"{program} failed: {detail or f'exit status {process.returncode}'}")
         if warnings is not None:
-            warnings.extend(done.stderr.splitlines())
-        return done.stdout
+            warnings.extend(stderr.splitlines())
+        return stdout
+
+    def _run_all(self, program: str, runs: list[tuple[tuple[str, ...], str | None]]) -> None:
+        """Run the program once per (args, stdin) at the same time (independent tables: one
+        CPU each); PostfixError with every failure once all have ended."""
+        started = [(self._start(program, *args, stdin=stdin is not None), args, stdin) for args, stdin in runs]
+        failed = []
+        for process, args, stdin in started:
+            try:  # postmap -d exits 1, saying nothing, when no key was there: gone already
+                self._finish(program, process, stdin, quiet_failure_ok=args[0] == "-d")
+            except PostfixError as exc:
+                failed.append(exc.message.removeprefix(f"{program} failed: "))
+        if failed:
+            raise PostfixError(f"{program} failed: {'; '.join(failed)}")
 
     # main.cf
     def explicit_params(self) -> dict[str, str]:
@@ -163,24 +187,22 @@ class Postfix:
     # lookup tables
     def postmap(self, table_type: str, paths: Iterable[Path]) -> None:
         """Compile the tables, each by its own postmap at once (nothing to do for texthash):
-        they are independent, and one of 100k lines takes ~50 ms of one CPU."""
-        paths = list(paths)
-        if not paths or table_type not in INDEXED_SUFFIX:
-            return
-        if len(paths) == 1:
-            self._run("postmap", f"{table_type}:{paths[0]}")
-            return
-        try:
-            running = [subprocess.Popen(["postmap", "-c", str(self.config_dir), f"{table_type}:{path}"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        errors="replace")
-                       for path in paths]
-        except FileNotFoundError:  # the first one: nothing started
-            raise PostfixError("postmap is not installed (Debian package postfix)") from None
-        failed = [detail.strip() or f"exit status {process.returncode}"
-                  for process in running for _, detail in [process.communicate()] if process.returncode]
-        if failed:
-            raise PostfixError(f"postmap failed: {'; '.join(failed)}")
+        they are independent, and one of 100k lines takes ~50-100 ms of one CPU."""
+        if table_type in INDEXED_SUFFIX:
+            self._run_all("postmap", [((f"{table_type}:{path}",), None) for path in paths])
+
+    def postmap_update(self, table_type: str, updates: Iterable[tuple[Path, bytes, bytes]]) -> None:
+        """Update compiled tables in place, for each (source, `key value` lines to add or
+        replace, keys to delete): `postmap -i -r` and `postmap -d -`, both reading standard
+        input (secrets never in argv). For lmdb, hash and btree (UPDATABLE_TYPES), whose
+        compiled tables postmap updates under its lock while daemons keep reading them."""
+        updates = list(updates)
+        # deletions, then additions: two runs on one table would wait for each other's lock
+        # (and one holding it for standard input we have not written yet: a deadlock)
+        self._run_all("postmap", [(("-d", "-", f"{table_type}:{path}"), deletions.decode())
+                                  for path, _, deletions in updates if deletions])
+        self._run_all("postmap", [(("-i", "-r", f"{table_type}:{path}"), upserts.decode())
+                                  for path, upserts, _ in updates if upserts])
 
     def query(self, table: str, key: str) -> str | None:
         """postmap -q: what Postfix itself finds for `key` in `table` (type:name)."""

@@ -21,11 +21,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaykit.core import routetables
+from relaykit.core import routetables, tabledelta
 from relaykit.core.dovecot import Layout, Passdb
 from relaykit.edges import dovecot
-from relaykit.edges.editor import Locked, write_atomic, write_if_changed
-from relaykit.edges.postfix import INDEXED_SUFFIX, Postfix
+from relaykit.edges.editor import Locked, replace_if_changed, write_atomic
+from relaykit.edges.postfix import INDEXED_SUFFIX, UPDATABLE_TYPES, Postfix
 from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 
 STATE_FILE = "relaykit.state"
@@ -49,10 +49,11 @@ class Changes:
         return (*self.tables, *self.params, *(("dovecot.conf",) if self.dovecot_config else ()))
 
 
-def _write_table(path: Path, text: str, secret: bool, group: str | None = None) -> bool:
+def _write_table(path: Path, data: bytes, secret: bool, group: str | None = None) -> tuple[bool, bytes | None]:
+    """(written, what the file held before) as editor.replace_if_changed."""
     mode = 0o640 if group else 0o600 if secret else 0o644
     gid = _gid(group) if group else 0 if os.geteuid() == 0 else -1
-    return write_if_changed(path, text.encode(), mode, uid=0 if os.geteuid() == 0 else -1, gid=gid)
+    return replace_if_changed(path, data, mode, uid=0 if os.geteuid() == 0 else -1, gid=gid)
 
 
 def _gid(group: str) -> int:
@@ -68,6 +69,14 @@ def _gid(group: str) -> int:
 def _compiled(path: Path, table_type: str) -> Path | None:
     suffix = INDEXED_SUFFIX.get(table_type)
     return path.with_name(path.name + suffix) if suffix else None
+
+
+def _compiled_current(source: Path, compiled: Path) -> bool:
+    """Whether the compiled table was made from the source as it is (see _apply)."""
+    try:
+        return compiled.stat().st_mtime >= source.stat().st_ctime
+    except FileNotFoundError:
+        return False
 
 
 # What relaykit.state records: main.cf parameters and master.cf services and service
@@ -117,20 +126,32 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
         shutil.rmtree(scratch, ignore_errors=True)
     changed_tables = []
     to_compile: dict[str, list[Path]] = {}  # by table type: a table may have a type of its own
+    to_update: dict[str, list[tuple[Path, bytes, bytes]]] = {}  # the same, changed in place
     for table in plan.tables:
         path = directory / table.name
-        compiled = _compiled(path, table.kind or plan.table_type) if table.indexed else None
-        written = _write_table(path, table.text(), table.secret, table.group)
-        if written:
-            changed_tables.append(table.name)
-            postfix.cool_down(table.name)  # texthash tables are read through load_file too
+        kind = table.kind or plan.table_type
+        compiled = _compiled(path, kind) if table.indexed else None
         # st_ctime, not st_mtime: cool_down dates the source's mtime back, so a run killed
         # between writing the source and postmap would leave an old compiled table that
         # looks newer than its source. The ctime of the source is when we last wrote it.
-        if compiled and (written or not compiled.exists() or compiled.stat().st_mtime < path.stat().st_ctime):
-            to_compile.setdefault(table.kind or plan.table_type, []).append(path)
+        current = compiled is not None and _compiled_current(path, compiled)
+        data = table.text().encode()
+        written, previous = _write_table(path, data, table.secret, table.group)
+        if written:
+            changed_tables.append(table.name)
+            postfix.cool_down(table.name)  # texthash tables are read through load_file too
+        if not compiled or (current and not written):
+            continue
+        # A few lines changed in a large compiled table: update it in place (core/tabledelta.py)
+        delta = tabledelta.delta(previous, data) if current and previous and kind in UPDATABLE_TYPES else None
+        if delta is not None:
+            to_update.setdefault(kind, []).append((path, *delta))
+        else:
+            to_compile.setdefault(kind, []).append(path)
     for kind, paths in to_compile.items():
         postfix.postmap(kind, paths)
+    for kind, updates in to_update.items():
+        postfix.postmap_update(kind, updates)
     for table in plan.tables:
         compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
         if table.secret and compiled and compiled.exists():
