@@ -6,6 +6,8 @@
 Runs the sections (all by default), prints a table, writes bench/results.md,
 bench/results.png and the raw rows in bench/results.json. Every time is a median of several runs, next to a baseline measured
 in the same run. --quick: smaller sizes, for trying the suite out (results not written).
+Issue 19's figures for docker-mailserver (bench/dms_reference.py, measured elsewhere) are
+set against the matching rows of this run in results.md ("Issue 19: relaykit against DMS").
 """
 
 from __future__ import annotations
@@ -84,9 +86,45 @@ def verdicts(rows: list[Row]) -> list[str]:
         if row.section == "e2e":
             out.append(f"- end to end: {row.note}; {row.ratio:.2f}x the time of a single relayhost")
         if row.section == "reload":
-            out.append(f"- live reload: {row.note}" if row.seconds is None else
-                       f"- live reload: {fmt_time(row.seconds)} median from edit to new route "
-                       f"({row.ratio:.2f}x the baseline: edit + postmap + postfix reload by hand)")
+            where = f"relaymap of {row.size:,} other lines" if row.size else "small config"
+            out.append(f"- live reload, {where}: {row.note}" if row.seconds is None else
+                       f"- live reload, {where}: {fmt_time(row.seconds)} median from edit to new route "
+                       f"({row.ratio:.2f}x the baseline: edit + postmap + postfix reload by hand, "
+                       f"{fmt_time(row.baseline)})")
+    return out
+
+
+def against_dms(rows: list[Row]) -> list[str]:
+    """Issue 19: this run's figures against docker-mailserver's (bench/dms_reference.py),
+    each verdict computed from the matching row."""
+    from dms_reference import CONFIGURE_TARGET, REFERENCES, SOURCE
+
+    # rows saved before the reload bench had sizes: the small config had none
+    found = {(r.section, r.case, r.size or 0): r for r in rows if r.seconds is not None}
+    out = [f"DMS figures: {SOURCE}. relaykit figures: this run (the matching row of the table below).", ""]
+    for ref in REFERENCES:
+        row = found.get((ref.section, ref.case, ref.size))
+        remark = f" ({ref.remark})" if ref.remark else ""
+        if row is None:
+            out.append(f"- {ref.label}: relaykit not measured in this run; DMS {ref.shown}{remark}")
+            continue
+        ours = f"relaykit {fmt_time(row.seconds)}, DMS {ref.shown}"
+        if ref.seconds is None:
+            out.append(f"- {ref.label}: {ours}: no DMS figure to compare{remark}")
+        elif row.seconds <= ref.seconds:
+            out.append(f"- {ref.label}: {ours}: relaykit <= DMS: **yes**{remark}")
+        elif ref.lower_bound:
+            out.append(f"- {ref.label}: {ours}: relaykit <= DMS: **not shown** (above DMS's lower bound){remark}")
+        else:
+            out.append(f"- {ref.label}: {ours}: relaykit <= DMS: **no**{remark}")
+    for case in ("managed domains", "explicit domains"):
+        row = found.get(("configure", case, 100_000))
+        target = f"configure, {case}, 100,000: <= {CONFIGURE_TARGET:g} s"
+        if row is None:
+            out.append(f"- {target}: not measured in this run")
+        else:
+            met = row.seconds <= CONFIGURE_TARGET
+            out.append(f"- {target}: {fmt_time(row.seconds)}: **{'met' if met else 'not met'}**")
     return out
 
 
@@ -103,7 +141,7 @@ def plot(rows: list[Row], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.4))
     for kind, marker in (("managed domains", "o"), ("explicit domains", "s")):
         data = sorted((r.size, r.seconds, r.baseline) for r in rows if r.section == "configure" and r.case == kind)
         if data:
@@ -115,9 +153,18 @@ def plot(rows: list[Row], path: Path) -> None:
         big = max((r.baseline for r in rows if r.section == "configure" and r.size == 100_000), default=None)
         if big:
             left.scatter([100_000], [1.5 * big], marker="_", s=400, color="red", label="target: 1.5x floor at 100k")
+    from dms_reference import CONFIGURE_TARGET, REFERENCES
+
+    for case, color in (("managed domains", "black"), ("explicit domains", "gray")):
+        refs = sorted((r.size, r.seconds) for r in REFERENCES if r.section == "configure" and r.case == case)
+        if refs:
+            left.scatter([r[0] for r in refs], [r[1] for r in refs], marker="x", s=60, color=color,
+                         label=f"DMS relay.sh ({case}; issue 19, not this run)")
+    left.scatter([100_000], [CONFIGURE_TARGET], marker="_", s=400, color="purple",
+                 label=f"issue 19 target: {CONFIGURE_TARGET:g} s at 100k")
     left.set(xscale="log", yscale="log", xlabel="sender domains", ylabel="seconds (median)",
              title="relaykit configure vs. the Postfix floor")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: the points fill the axes
     left.grid(True, which="both", alpha=0.3)
     for case, marker in (("add-domain new key", "o"), ("add-domain replace", "s")):
         data = sorted((r.size, r.seconds, r.baseline) for r in rows if r.section == "setup" and r.case == case)
@@ -126,9 +173,15 @@ def plot(rows: list[Row], path: Path) -> None:
             right.plot(sizes, [d[1] * 1000 for d in data], marker=marker, label=f"setup relay {case}")
             right.plot(sizes, [d[2] * 1000 for d in data], marker=marker, linestyle="--", label=f"DMS-style bash ({case})")
     right.scatter([10_000, 100_000], [40, 60], marker="_", s=400, color="red", label="targets (40 / 60 ms)")
+    for case, color in (("add-domain new key", "black"), ("add-domain replace", "gray")):
+        refs = sorted((r.size, r.seconds) for r in REFERENCES
+                      if r.section == "setup" and r.case == case and r.seconds is not None)
+        if refs:
+            right.scatter([r[0] for r in refs], [r[1] * 1000 for r in refs], marker="x", s=60, color=color,
+                          label=f"DMS setup ({case}; issue 19, not this run)")
     right.set(xscale="log", xlabel="relaymap lines", ylabel="milliseconds (median)",
               title="setup relay add-domain vs. relaymap size")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: the points fill the axes
     right.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -172,7 +225,8 @@ def main(argv: list[str]) -> int:
     print("\n" + "\n".join(lines))
     split = configure_split(rows)
     verdict = verdicts(rows)
-    print("\n" + "\n".join(split) + "\n\n" + "\n".join(verdict))
+    dms = against_dms(rows)
+    print("\n" + "\n".join(split) + "\n\n" + "\n".join(verdict) + "\n\n" + "\n".join(dms))
     print(f"\nbench: {elapsed:.0f} s; {load}")
     if not write:
         return 0
@@ -183,6 +237,7 @@ def main(argv: list[str]) -> int:
         "Each time is a median of several runs (column runs); ratio = relaykit / baseline, both measured",
         "in this same run. ![time against size](results.png)", "",
         "## Targets", "", *verdict, "",
+        "## Issue 19: relaykit against DMS", "", *dms, "",
         "## configure, phase by phase", "",
         "Each run starts from an empty MAIL_CONFIG, so every table is written and compiled. The phases",
         "are measured in-process (same library calls as the CLI); start-up+imports = CLI total minus them.", "",

@@ -102,3 +102,34 @@ def test_overview_of_the_plan_is_linear_too():
     timed(500)
     small, large = min(timed(1_000) for _ in range(5)), min(timed(10_000) for _ in range(5))
     assert large < small * 10 * 3  # quadratic would be 100x
+
+
+SENDER_KEYED = [("@shop.test", "akia", "p"), ("billing@shop.test", "mg", "p"), ("@b.test", "bee", "p"),
+                ("@out.test", "oo", "p")]
+
+
+@pytest.mark.parametrize("creds, expected", [
+    (SENDER_KEYED, "relay: [ses.test]:587 <- 2 sender(s), 2 with credentials; [mailgun.test]:587 <- 1 sender(s), "
+                   "1 with credentials; [relay.test]:587 <- 2 sender(s), 2 with credentials; [smart.test]:587 <- "
+                   "1 sender(s), 1 with credentials + every other sender, without credentials; 6 credential(s)"),
+    ((), "relay: [ses.test]:587 <- 2 sender(s), 2 with credentials; [mailgun.test]:587 <- 1 sender(s), "
+         "0 with credentials; [relay.test]:587 <- 2 sender(s), 2 with credentials; [smart.test]:587 <- "
+         "every other sender, without credentials; 2 credential(s)"),
+], ids=["sender-keyed credentials", "relay-keyed credentials only"])
+def test_summary_of_a_plan_without_decisions_is_the_same(creds, expected):
+    """The PostgreSQL store's plan carries no decisions: summary() decides them itself, and
+    says what it says of the file store's plan (explicit routes, an opt-out, RELAY_HOST's
+    managed domains, credentials by sender and by relay)."""
+    from dataclasses import replace
+
+    from relaykit.core.overview import summary
+
+    relays = [("@shop.test", ["[ses.test]:587"]), ("billing@shop.test", ["[mailgun.test]:587"]), ("@out.test", []),
+              ("@.corp.test", ["[ses.test]:587"])]
+    by_relay = [("[relay.test]:587", "relayuser", "p"), ("[ses.test]:587", "sesuser", "p")]
+    plan = build(Settings(relay_host="relay.test", relay_port=587, default_relay_host="[smart.test]:587",
+                          default_relay_hops=validate.nexthops("[smart.test]:587")),
+                 files(relays=relays, creds=[*by_relay, *creds],
+                       domains=["shop.test", "out.test", "a.test", "b.test", "x.corp.test"]), "hash")
+    assert plan.decisions and summary(plan) == expected
+    assert summary(replace(plan, decisions={})) == expected

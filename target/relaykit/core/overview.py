@@ -85,35 +85,26 @@ def summary(plan: Plan) -> str:
     if not plan.configured:
         return "no relay configured: outbound mail is delivered directly"
     # The senders of rows(plan), counted by the decision sender_transport was written from
-    # (what resolving each one finds: core/routing.py); the decisions are shared, so 100k
-    # senders are counted by a C loop over the handful of them.
-    router = None
-    decisions = plan.decisions
+    # (what resolving each one finds: core/routing.py); a plan without them (the PostgreSQL
+    # store's) has them decided here. The decisions are shared, so 100k senders are
+    # counted by a C loop over the handful of them.
+    decisions = plan.decisions or Router(plan).decide_every_key()
     senders = dict.fromkeys(map(attrgetter("sender"), plan.routes))
     senders.update(dict.fromkeys(login.key for login in plan.logins if login.key.startswith("@")))
-    decided = Counter(map(id, map(decisions.get, senders)))  # id(None): a sender without one
+    decided = Counter(map(id, map(decisions.__getitem__, senders)))
     counts: dict[tuple, list[int]] = {}  # (relays, sender row?) -> [senders, with credentials]
     for sender in senders:  # in the rows' order; each decision counted at its first sender
         if not decided:
             break  # every sender is counted
-        decision = decisions.get(sender)
-        if decision is None:
-            router = router or Router(plan)
-            resolution = router.resolve(sender)
-            hops, login, number = resolution.nexthops, resolution.login, 1
-            decided[id(None)] -= 1
-            if not decided[id(None)]:
-                del decided[id(None)]
-        elif id(decision) in decided:
-            hops, number = decision.nexthops, decided.pop(id(decision))
-            login = decision.logins[0] if hops else None
-        else:
+        decision = decisions[sender]
+        if id(decision) not in decided:
             continue  # counted with the first sender decided the same way
+        hops, number = decision.nexthops, decided.pop(id(decision))
         count = counts.setdefault((hops, True), [0, 0])
         count[0] += number
-        count[1] += number if login is not None else 0
+        count[1] += number if hops and decision.logins[0] is not None else 0
     if plan.relayhost:
-        other = (router or Router(plan)).resolve(OTHER_SENDERS)
+        other = Router(plan).resolve(OTHER_SENDERS)
         counts.setdefault((other.nexthops, False), [0, int(other.login is not None)])
     by_relay: dict[str, list[str]] = {}
     for (hops, is_sender), (number, with_login) in counts.items():

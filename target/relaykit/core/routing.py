@@ -30,6 +30,7 @@ A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
@@ -142,15 +143,15 @@ class Router:
 
     def decide_every_key(self) -> dict[str, Decision]:
         """The Decision of every sender key relaykit writes into sender_transport: opt-outs,
-        routes, sender-keyed credentials, in that order. Without credentials keyed by sender,
-        a route with next hops is decided by them alone: 100k routes by C loops."""
+        routes, sender-keyed credentials, in that order. The routes their next hops decide
+        alone (_by_nexthops) by C loops: 100k routes."""
         plan = self.plan
         keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes),
                                    (login.key for login in plan.logins if "@" in login.key)))
-        if self.sender_keyed:
-            return dict(zip(keys, map(self.decide_key, keys)))
+        by_hops = self._by_nexthops(map(itemgetter(1), plan.routes))
+        if not by_hops:  # no route its next hops decide alone: each key's chain decides it
+            return dict(zip(keys, map(self.decide, map(self.chain, keys))))
         decisions: dict[str, Decision | None] = dict.fromkeys(keys)
-        by_hops = {nexthops: self._decision(nexthops, None, False) for nexthops in {r.nexthops for r in plan.routes}}
         decisions.update(zip(map(itemgetter(0), plan.routes), map(by_hops.__getitem__, map(itemgetter(1), plan.routes))))
         if len(decisions) > len(plan.routes):  # opt-outs, credentials
             for key in [key for key, decision in decisions.items() if decision is None]:
@@ -162,12 +163,19 @@ class Router:
         return [*self._decisions.values(), *((DIRECTLY,) if self._direct else ())]
 
     def decide_key(self, key: str) -> Decision:
-        """decide(key_chain(key)) for a table key; at once for a route's own key when no
-        credential is keyed by sender (then nothing broader in its chain can matter)."""
+        """decide(key_chain(key)) for a table key; at once for a route its next hops decide
+        alone (_by_nexthops)."""
         route = self.routes.get(key)
-        if route is not None and route.nexthops and not self.sender_keyed:
-            return self._decision(route.nexthops, None, False)
-        return self.decide(self.chain(key))
+        by_hops = self._by_nexthops((route.nexthops,)) if route is not None else None
+        return by_hops[route.nexthops] if by_hops else self.decide(self.chain(key))
+
+    def _by_nexthops(self, lists: Iterable[tuple[NextHop, ...]]) -> dict[tuple[NextHop, ...], Decision]:
+        """The Decision of a route with each of these next-hop lists when no credential is
+        keyed by sender: its next hops alone, as nothing broader in its chain can matter.
+        Empty when credentials are keyed by sender (the chain decides)."""
+        if self.sender_keyed:
+            return {}
+        return {nexthops: self._decision(nexthops, None, False) for nexthops in set(lists) if nexthops}
 
     def decide(self, keys: tuple[str, ...]) -> Decision:
         """The route and the credentials for a sender chain (see the module's docstring)."""
