@@ -23,7 +23,7 @@ ROOT = Path(relaykit.__file__).parent
 
 # In import order: a module may import from its own layer and the ones before it.
 LAYERS = (
-    "foundation",  # relaykit/*.py: errors, secret, log, metrics, gcpause (import nothing of relaykit)
+    "foundation",  # relaykit/*.py: errors, secret, log, metrics, gcpause, commonparts (import nothing of relaykit)
     "model",  # values only
     "inputs",  # settings, DMS files, validation
     "core",  # pure planners

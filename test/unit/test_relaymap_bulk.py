@@ -64,3 +64,51 @@ def test_a_plain_file_is_read_in_bulk_and_anything_else_line_by_line(tmp_path):
         assert f"{path}:1002" in str(exc) and "port" in str(exc)
     else:
         raise AssertionError("a bad port in a 1000-line file was accepted")
+
+
+RELOAD_LINES = st.sampled_from(["@a.example [r.test]:587", "@b.example [s.test]:587", "@c.example", "# comment", "",
+                                "@a.example [s.test]:587", "@Upper.example [r.test]:587", "@.wild.example [r.test]:587",
+                                "x@d.example [r.test]:587", "@bad.example [r.test]:0"])
+
+
+def _read_whole(path: Path):
+    """What reading the file afresh gives: its rules, or the error's text."""
+    dmsfiles._LAST_RELAYMAP = None
+    try:
+        return dmsfiles.load_relaymap(path)
+    except RelaykitError as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(RELOAD_LINES, max_size=8), st.lists(RELOAD_LINES, max_size=8), st.booleans(), st.booleans())
+def test_a_file_read_again_after_an_edit_gives_what_reading_it_whole_does(tmp_path_factory, before, after, nl1, nl2):
+    path = Path(tmp_path_factory.mktemp("relaymap")) / "postfix-relaymap.cf"
+    path.write_text("\n".join(before) + ("\n" if nl1 and before else ""))
+    first = _read_whole(path)
+    if isinstance(first, str):
+        return  # only a file read without error is read against
+    path.write_text("\n".join(after) + ("\n" if nl2 and after else ""))
+    expected = _read_whole(path)
+    dmsfiles._LAST_RELAYMAP = None
+    path.write_text("\n".join(before) + ("\n" if nl1 and before else ""))
+    dmsfiles.load_relaymap(path)  # remembered
+    path.write_text("\n".join(after) + ("\n" if nl2 and after else ""))
+    try:
+        again = dmsfiles.load_relaymap(path)
+    except RelaykitError as exc:
+        again = str(exc)
+    assert again == expected
+
+
+def test_an_edit_of_a_large_file_keeps_the_unchanged_lines_rules(tmp_path):
+    path = tmp_path / "postfix-relaymap.cf"
+    lines = [f"@d{i}.example [relay{i % 3}.test]:587\n" for i in range(1000)]
+    path.write_text("".join(lines))
+    dmsfiles._LAST_RELAYMAP = None
+    old = dmsfiles.load_relaymap(path)
+    path.write_text("".join(lines[:10] + ["# inserted\n", "@new.example [x.test]:25\n"] + lines[11:]))
+    new = dmsfiles.load_relaymap(path)
+    assert new[:10] == old[:10] and new[10].sender == "@new.example" and str(new[10].origin).endswith(":12")
+    assert new[11].origin.line == 13 and new[11].sender == "@d11.example"
+    assert all(a is b for a, b in zip(new[:10], old[:10]))  # kept, not parsed again

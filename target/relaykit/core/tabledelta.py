@@ -7,7 +7,7 @@ case-folded (lmdb, hash, btree: postmap without -f); blank lines and lines start
 `#` are ignored; a line starting with whitespace continues the previous one. A delta is
 only given when applying it yields exactly what compiling the new source would:
 
-- no continuation lines anywhere (a changed line could then change its neighbour's entry);
+- no continuation line among or right after the changed lines (it belongs to its neighbour);
 - no key that a changed line names is on an unchanged line too, old or new: with duplicate
   keys postmap keeps the first line's value, which an in-place update would not;
 - small: past MAX_SHARE of the table, compiling it whole is as fast and simpler.
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from relaykit.commonparts import common_prefix, common_suffix
 
 MAX_SHARE = 0.1  # of the new table's lines
 MIN_LINES = 64  # up to this many changed lines always go as a delta
@@ -44,13 +46,22 @@ def _continued(text: bytes) -> bool:
 
 def delta(old: bytes, new: bytes) -> Delta | None:
     """The in-place update that turns the table compiled from `old` into the one compiled
-    from `new`, or None when only compiling `new` whole is exact (see the module's docstring)."""
-    if _continued(old) or _continued(new):
+    from `new`, or None when only compiling `new` whole is exact (see the module's docstring).
+    In proportion to the changed lines, but for a few C-level scans of the texts."""
+    start = common_prefix(old, new)
+    start = old.rfind(b"\n", 0, start) + 1  # the first changed line's start, in both
+    end = common_suffix(old, new, min(len(old), len(new)) - start)
+    old_end, new_end = len(old) - end, len(new) - end
+    if (new_end and new[new_end - 1:new_end] != b"\n") or (old_end and old[old_end - 1:old_end] != b"\n"):
+        new_end = new.find(b"\n", new_end) + 1 or len(new)  # the next line start: one in both
+        old_end = len(old) - (len(new) - new_end)
+    old_part, new_part = old[start:old_end], new[start:new_end]
+    # a continuation line among the changed ones or right after them changes its neighbour's entry
+    if _continued(old_part) or _continued(new_part) or new[new_end:new_end + 1] in (b" ", b"\t"):
         return None
-    old_lines, new_lines = set(old.split(b"\n")), new.split(b"\n")
-    new_set = set(new_lines)
-    added, removed = _significant(new_set - old_lines), _significant(old_lines - new_set)
-    if len(added) + len(removed) > max(MIN_LINES, MAX_SHARE * len(new_lines)):
+    old_lines, new_lines = set(old_part.split(b"\n")), set(new_part.split(b"\n"))
+    added, removed = _significant(new_lines - old_lines), _significant(old_lines - new_lines)
+    if len(added) + len(removed) > max(MIN_LINES, MAX_SHARE * new.count(b"\n")):
         return None
     added_keys = [_key(line) for line in added]
     if len(set(added_keys)) != len(added_keys):  # a key twice among the new lines
@@ -66,13 +77,29 @@ def delta(old: bytes, new: bytes) -> Delta | None:
 
 
 def _named_elsewhere(text: bytes, keys: set[bytes], own: set[bytes] | tuple) -> bool:
-    """Whether a line of `text` other than the `own` lines has one of these keys (one
-    compiled pass over the text, not one search per key)."""
+    """Whether a line of `text` other than the `own` lines has one of these (case-folded)
+    keys: a few substring searches, or one compiled pass for many keys."""
     if not keys:
         return False
-    pattern = re.compile(b"^(?:" + b"|".join(map(re.escape, sorted(keys))) + b")[ \t]", re.MULTILINE | re.IGNORECASE)
-    for match in pattern.finditer(text):
-        end = text.find(b"\n", match.start())
-        if text[match.start():end if end != -1 else len(text)] not in own:
+    folded = text.lower()  # ASCII only: the same length, the same positions
+    if len(keys) > 16:
+        starts = (m.start() for m in re.finditer(b"^(?:" + b"|".join(map(re.escape, sorted(keys))) + b")[ \t]",
+                                                 folded, re.MULTILINE))
+    else:
+        starts = (at for key in keys for at in _line_starts(folded, key))
+    for at in starts:
+        stop = text.find(b"\n", at)
+        if text[at:stop if stop != -1 else len(text)] not in own:
             return True
     return False
+
+
+def _line_starts(text: bytes, key: bytes):
+    """Where lines that start with `key` and a blank begin."""
+    for separator in (b" ", b"\t"):
+        if text.startswith(key + separator):
+            yield 0
+        needle, at = b"\n" + key + separator, text.find(b"\n" + key + separator)
+        while at != -1:
+            yield at + 1
+            at = text.find(needle, at + 1)

@@ -29,12 +29,14 @@ Editing lives in edges/editor.py (through stores/files.py).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from functools import partial
 from itertools import count, repeat
 from operator import itemgetter
 from typing import NamedTuple
 from pathlib import Path
 
+from relaykit.commonparts import common_prefix, common_suffix
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
 from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
@@ -64,22 +66,23 @@ def _read(path: Path) -> str:
         raise ConfigError(f"cannot read: {exc.strerror}", Origin(str(path))) from None
 
 
-def rows(path: Path, text: str | None = None) -> list[Row]:
-    """The significant lines of a DMS table, split on whitespace. A missing file has none."""
+def rows(path: Path, text: str | None = None, first: int = 1) -> list[Row]:
+    """The significant lines of a DMS table, split on whitespace. A missing file has none.
+    `first`: the line number of text's first line (a part of the file)."""
     text = _read(path) if text is None else text
     found = []
     name = str(path)
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), first):
         fields = line.split()
         if fields and fields[0][0] != "#":
             found.append(Row(fields, Origin(name, number)))
     return found
 
 
-def _collect(path: Path, parse_row, secure: object, text: str | None = None) -> tuple:
+def _collect(path: Path, parse_row, secure: object, text: str | None = None, first: int = 1) -> tuple:
     """Parse every row, gathering all errors so one run reports every bad line."""
     entries, errors = [], []
-    for row in rows(path, text):
+    for row in rows(path, text, first):
         try:
             entries.append(parse_row(row, secure))
         except RelaykitError as exc:
@@ -91,10 +94,63 @@ def _collect(path: Path, parse_row, secure: object, text: str | None = None) -> 
 
 def load_relaymap(path: Path, secure: object = ()) -> tuple[RelayRule, ...]:
     """postfix-relaymap.cf, line by line as every file, unless it is the plain kind that
-    reaches 100k lines (see _plain_relaymap), which is read in bulk to the same rules."""
+    reaches 100k lines (see _plain_relaymap), which is read in bulk to the same rules.
+    Read again after an edit (live reload), only the lines that changed are parsed."""
+    global _LAST_RELAYMAP
     text = _read(path)
-    rules = _plain_relaymap(text, str(path), secure) if text else None
-    return rules if rules is not None else _collect(path, parse_relay_row, secure, text)
+    name = str(path)
+    last = _LAST_RELAYMAP
+    rules = _reread(last, text, secure) if last and last[0] == name and last[1] == secure else None
+    if rules is None:
+        rules = _parse_relaymap(path, text, secure)
+    _LAST_RELAYMAP = (name, secure, text, rules)
+    return rules
+
+
+# The last relaymap read and its rules (name, secure, text, rules): what an edit of a
+# 100k-line file is parsed against. Only a successful read is kept.
+_LAST_RELAYMAP: tuple[str, object, str, tuple[RelayRule, ...]] | None = None
+
+
+def _parse_relaymap(path: Path, text: str, secure: object, first: int = 1) -> tuple[RelayRule, ...]:
+    """The rules of `text`, lines `first`..., of the file at `path`."""
+    rules = _plain_relaymap(text, str(path), secure, first) if text else None
+    return rules if rules is not None else _collect(path, parse_relay_row, secure, text, first)
+
+
+def _reread(last: tuple, text: str, secure: object) -> tuple[RelayRule, ...] | None:
+    """The rules of `text`, the new version of the file `last` read: the lines before and
+    after the changed ones are the same lines (their rules kept, those after renumbered
+    when lines were added or removed), the changed ones parsed. Parsing is line by line
+    (duplicates are the plan's concern), so this is exactly what reading `text` whole gives."""
+    name, _, old, rules = last
+    if text == old:
+        return rules
+    if not old:
+        return None
+    start = common_prefix(old, text)
+    start = old.rfind("\n", 0, start) + 1  # back to the start of the first changed line
+    end = common_suffix(old, text, min(len(old), len(text)) - start)  # a length, from the end
+    new_end, old_end = len(text) - end, len(old) - end
+    if (new_end and text[new_end - 1] != "\n") or (old_end and old[old_end - 1] != "\n"):
+        # forward to the next line start, in the common part: then one in both texts
+        new_end = text.find("\n", new_end) + 1 or len(text)
+        old_end = len(old) - (len(text) - new_end)
+    first = old.count("\n", 0, start) + 1  # the first changed line's number
+    old_after = old.count("\n", 0, old_end) + 1  # the first unchanged line after, in each
+    new_after = text.count("\n", 0, new_end) + 1
+    changed = _parse_relaymap(Path(name), text[start:new_end], secure, first)
+    line = _LINE
+    head = rules[:bisect_left(rules, first, key=line)]
+    tail = rules[bisect_left(rules, old_after, key=line):] if new_end < len(text) else ()
+    if tail and new_after != old_after:
+        shift = new_after - old_after
+        tail = tuple(RelayRule(rule.sender, rule.nexthops, Origin(name, rule.origin.line + shift)) for rule in tail)
+    return head + changed + tail
+
+
+def _LINE(rule: RelayRule) -> int:  # noqa: N802  (a key function, named as the constant it stands for)
+    return rule.origin.line
 
 
 # A line `@domain value` whose key needs no normalizing (lower-case ASCII, no trailing
@@ -104,7 +160,7 @@ _PLAIN_LINE = (r"^(@(?![0-9]+\.[0-9]+\.[0-9]+\.[0-9]+[ \t])"
                r"[a-z0-9](?:[a-z0-9]++|-++(?=[a-z0-9])|\.(?=[a-z0-9]))*+)[ \t]+([^\s#]+)[ \t]*$")
 
 
-def _plain_relaymap(text: str, name: str, secure: object) -> tuple[RelayRule, ...] | None:
+def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tuple[RelayRule, ...] | None:
     """The rules of a relaymap whose every line is `@domain value` with a domain already
     in the form validate.route_key() returns, checked as parse_relay_row() would but by a
     few passes of compiled patterns over the whole text, and each distinct value parsed
@@ -122,7 +178,7 @@ def _plain_relaymap(text: str, name: str, secure: object) -> tuple[RelayRule, ..
     except RelaykitError:
         return None
     # The rules and their origins built by C loops (NamedTuple._make is tuple.__new__ too).
-    origins = map(partial(tuple.__new__, Origin), zip(repeat(name), count(1)))
+    origins = map(partial(tuple.__new__, Origin), zip(repeat(name), count(first)))
     return tuple(map(partial(tuple.__new__, RelayRule),
                      zip(map(itemgetter(0), pairs), map(hops.__getitem__, map(itemgetter(1), pairs)), origins)))
 
