@@ -10,7 +10,10 @@ only given when applying it yields exactly what compiling the new source would:
 - no continuation line among or right after the changed lines (it belongs to its neighbour);
 - no key that a changed line names is on an unchanged line too, old or new: with duplicate
   keys postmap keeps the first line's value, which an in-place update would not;
-- small: past MAX_SHARE of the table, compiling it whole is as fast and simpler.
+- small: past MAX_SHARE of the table, compiling it whole is as fast and simpler;
+- one kind of change: new and changed lines, or removed keys, not both. Then one postmap
+  run applies it, and it finishes even when relaykit is killed meanwhile, as a whole
+  compile does: a table is never left with the old lines removed and the new not added.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ def delta(old: bytes, new: bytes) -> Delta | None:
     if _named_elsewhere(old, set(added_keys) - removed_keys, ()) or _named_elsewhere(new, removed_keys, added):
         return None
     gone = sorted(removed_keys - set(added_keys))
+    if added and gone:
+        return None
     return Delta(b"".join(line + b"\n" for line in sorted(added)), b"".join(key + b"\n" for key in gone))
 
 

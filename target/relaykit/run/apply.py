@@ -74,9 +74,14 @@ def _compiled(path: Path, table_type: str) -> Path | None:
 def _compiled_current(source: Path, compiled: Path) -> bool:
     """Whether the compiled table was made from the source as it is (see _apply)."""
     try:
-        return compiled.stat().st_mtime >= source.stat().st_ctime
+        return compiled.stat().st_mtime >= source.stat().st_ctime and not _marker(source).exists()
     except FileNotFoundError:
         return False
+
+
+def _marker(source: Path) -> Path:
+    """There while postmap compiles or updates the source's table (see _apply)."""
+    return source.with_name(f".{source.name}.postmap.tmp")
 
 
 # What relaykit.state records: main.cf parameters and master.cf services and service
@@ -148,10 +153,19 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
             to_update.setdefault(kind, []).append((path, *delta))
         else:
             to_compile.setdefault(kind, []).append(path)
+    # Until postmap has succeeded, a marker says the compiled table may be half-made (a
+    # killed run, a stopped container): it is then compiled whole next time, even if it
+    # is newer than its source (see _compiled_current).
+    compiling = [_marker(path) for paths in to_compile.values() for path in paths]
+    compiling += [_marker(update[0]) for updates in to_update.values() for update in updates]
+    for marker in compiling:
+        marker.touch()
     for kind, paths in to_compile.items():
         postfix.postmap(kind, paths)
     for kind, updates in to_update.items():
         postfix.postmap_update(kind, updates)
+    for marker in compiling:
+        marker.unlink()
     for table in plan.tables:
         compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
         if table.secret and compiled and compiled.exists():
