@@ -54,6 +54,13 @@ class _TimedPostfix:
                 finally:
                     self.spent[program] += time.perf_counter() - start
 
+            def postmap(self, *args, **kwargs):  # parallel runs, not through _run
+                start = time.perf_counter()
+                try:
+                    return super().postmap(*args, **kwargs)
+                finally:
+                    self.spent["postmap"] += time.perf_counter() - start
+
         return TimedPostfix(config_dir)
 
 
@@ -80,6 +87,9 @@ def _split(env: dict[str, str]) -> dict[str, float]:
     from relaykit.inputs.settings import load
     from relaykit.stores import open_store
 
+    from relaykit.inputs import dmsfiles
+
+    dmsfiles._LAST_RELAYMAP = None  # a cold read, as each CLI run (not live reload) does
     t0 = time.perf_counter()
     settings = load(env)
     with paused_gc():  # as configure.prepare does
