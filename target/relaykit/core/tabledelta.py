@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from relaykit.commonparts import common_prefix, common_suffix
+from relaykit.commonparts import changed_lines
 
 MAX_SHARE = 0.1  # of the new table's lines
 MIN_LINES = 64  # up to this many changed lines always go as a delta
@@ -51,13 +51,7 @@ def delta(old: bytes, new: bytes) -> Delta | None:
     """The in-place update that turns the table compiled from `old` into the one compiled
     from `new`, or None when only compiling `new` whole is exact (see the module's docstring).
     In proportion to the changed lines, but for a few C-level scans of the texts."""
-    start = common_prefix(old, new)
-    start = old.rfind(b"\n", 0, start) + 1  # the first changed line's start, in both
-    end = common_suffix(old, new, min(len(old), len(new)) - start)
-    old_end, new_end = len(old) - end, len(new) - end
-    if (new_end and new[new_end - 1:new_end] != b"\n") or (old_end and old[old_end - 1:old_end] != b"\n"):
-        new_end = new.find(b"\n", new_end) + 1 or len(new)  # the next line start: one in both
-        old_end = len(old) - (len(new) - new_end)
+    start, old_end, new_end = changed_lines(old, new)
     old_part, new_part = old[start:old_end], new[start:new_end]
     # a continuation line among the changed ones or right after them changes its neighbour's entry
     if _continued(old_part) or _continued(new_part) or new[new_end:new_end + 1] in (b" ", b"\t"):

@@ -36,7 +36,7 @@ from operator import itemgetter
 from typing import NamedTuple
 from pathlib import Path
 
-from relaykit.commonparts import common_prefix, common_suffix
+from relaykit.commonparts import changed_lines
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
 from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
@@ -128,28 +128,20 @@ def _reread(last: tuple, text: str, secure: object) -> tuple[RelayRule, ...] | N
         return rules
     if not old:
         return None
-    start = common_prefix(old, text)
-    start = old.rfind("\n", 0, start) + 1  # back to the start of the first changed line
-    end = common_suffix(old, text, min(len(old), len(text)) - start)  # a length, from the end
-    new_end, old_end = len(text) - end, len(old) - end
-    if (new_end and text[new_end - 1] != "\n") or (old_end and old[old_end - 1] != "\n"):
-        # forward to the next line start, in the common part: then one in both texts
-        new_end = text.find("\n", new_end) + 1 or len(text)
-        old_end = len(old) - (len(text) - new_end)
+    start, old_end, new_end = changed_lines(old, text)
     first = old.count("\n", 0, start) + 1  # the first changed line's number
     old_after = old.count("\n", 0, old_end) + 1  # the first unchanged line after, in each
     new_after = text.count("\n", 0, new_end) + 1
     changed = _parse_relaymap(Path(name), text[start:new_end], secure, first)
-    line = _LINE
-    head = rules[:bisect_left(rules, first, key=line)]
-    tail = rules[bisect_left(rules, old_after, key=line):] if new_end < len(text) else ()
+    head = rules[:bisect_left(rules, first, key=_line)]
+    tail = rules[bisect_left(rules, old_after, key=_line):] if new_end < len(text) else ()
     if tail and new_after != old_after:
         shift = new_after - old_after
         tail = tuple(RelayRule(rule.sender, rule.nexthops, Origin(name, rule.origin.line + shift)) for rule in tail)
     return head + changed + tail
 
 
-def _LINE(rule: RelayRule) -> int:  # noqa: N802  (a key function, named as the constant it stands for)
+def _line(rule: RelayRule) -> int:
     return rule.origin.line
 
 
