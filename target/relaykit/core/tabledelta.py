@@ -66,11 +66,11 @@ def delta(old: bytes, new: bytes) -> Delta | None:
     removed_keys = {_key(line) for line in removed}
     if len(removed_keys) != len(removed):
         return None
-    # a new key on an old line that stays, or a changed or removed key on a line that stays
-    if _named_elsewhere(old, set(added_keys) - removed_keys, ()) or _named_elsewhere(new, removed_keys, added):
-        return None
     gone = sorted(removed_keys - set(added_keys))
     if added and gone:
+        return None
+    # a new key on an old line that stays, or a changed or removed key on a line that stays
+    if _named_elsewhere(old, set(added_keys) - removed_keys, ()) or _named_elsewhere(new, removed_keys, added):
         return None
     return Delta(b"".join(line + b"\n" for line in sorted(added)), b"".join(key + b"\n" for key in gone))
 
