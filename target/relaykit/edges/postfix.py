@@ -59,14 +59,15 @@ class Postfix:
             warnings.extend(stderr.splitlines())
         return stdout
 
-    def _run_all(self, program: str, runs: list[tuple[tuple[str, ...], str | None]]) -> None:
+    def _run_all(self, program: str, runs: list[tuple[tuple[str, ...], str | None]],
+                 quiet_failure_ok: bool = False) -> None:
         """Run the program once per (args, stdin) at the same time (independent tables: one
         CPU each); PostfixError with every failure once all have ended."""
-        started = [(self._start(program, *args, stdin=stdin is not None), args, stdin) for args, stdin in runs]
+        started = [(self._start(program, *args, stdin=stdin is not None), stdin) for args, stdin in runs]
         failed = []
-        for process, args, stdin in started:
-            try:  # postmap -d exits 1, saying nothing, when no key was there: gone already
-                self._finish(program, process, stdin, quiet_failure_ok=args[0] == "-d")
+        for process, stdin in started:
+            try:
+                self._finish(program, process, stdin, quiet_failure_ok=quiet_failure_ok)
             except PostfixError as exc:
                 failed.append(exc.message.removeprefix(f"{program} failed: "))
         if failed:
@@ -210,8 +211,9 @@ class Postfix:
         updates = list(updates)
         # deletions, then additions: two runs on one table would wait for each other's lock
         # (and one holding it for standard input we have not written yet: a deadlock)
+        # postmap -d exits 1, saying nothing, when no key was there: gone already
         self._run_all("postmap", [(("-d", "-", f"{table_type}:{path}"), deletions.decode())
-                                  for path, _, deletions in updates if deletions])
+                                  for path, _, deletions in updates if deletions], quiet_failure_ok=True)
         self._run_all("postmap", [(("-i", "-r", f"{table_type}:{path}"), upserts.decode())
                                   for path, upserts, _ in updates if upserts])
 
