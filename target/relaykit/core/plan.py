@@ -25,8 +25,10 @@ greps the map file once per domain).
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import filterfalse
 from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from relaykit.core import routetables
 from relaykit.core.routing import Router, key_chain
@@ -101,8 +103,25 @@ SASL_CLIENT = {
 }
 
 
+class Built(NamedTuple):
+    """A plan, and what core/replan.py patches the next one from after an edit."""
+
+    plan: Plan
+    # The relaymap's rules by sender key, when every route is decided by its own rule
+    # (no @.wildcard, no credential keyed by sender: core/routing.py) and no key is
+    # given twice; None otherwise (the next plan is built whole).
+    explicit: dict[str, RelayRule] | None = None
+    managed: dict[str, Origin] | None = None  # the domains RELAY_HOST routes by default
+    lists: dict[tuple[NextHop, ...], None] | None = None  # the routes' next-hop lists, in first-use order
+
+
 def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     """The complete plan, or ConfigError(s) naming every offending file:line."""
+    return build_indexed(settings, files, table_type).plan
+
+
+def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Built:
+    """build(), with what core/replan.py needs to patch the plan after an edit."""
     relay_configured = bool(settings.default_relay_host or settings.relay_host or files.relaymap_exists
                             or files.recipient_rules)
     if not relay_configured:
@@ -110,7 +129,7 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
         if files.sasl_exists or settings.relay_credentials:
             warnings = ("relay credentials are given but no relay is configured "
                         "(RELAY_HOST, DEFAULT_RELAY_HOST or postfix-relaymap.cf): they are not used",)
-        return Plan(table_type=table_type, warnings=warnings)
+        return Built(Plan(table_type=table_type, warnings=warnings))
 
     explicit, errors = _explicit_routes(files.relay_rules)
     creds, warnings, cred_errors = _credentials(settings, files)
@@ -120,19 +139,20 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
-    routes = [rule for rule in explicit.values() if rule.nexthops]  # a rule is its route (model/plan.py)
-    default, defaults = settings.relay_nexthop, []
+    routes = list(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
+    default, defaults, managed = settings.relay_nexthop, [], None
     if default:
         origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
+        managed = _managed_domains(files)
         defaults = [
             Route(f"@{domain}", hops, origin)
-            for domain in sorted(_managed_domains(files))
+            for domain in sorted(managed)
             if f"@{domain}" not in explicit and not routetables.under_wildcard(domain, explicit)
         ]
         routes += defaults
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
-    lists = dict.fromkeys(route.nexthops for route in routes)  # 100k routes name a few lists
+    lists = dict.fromkeys(map(itemgetter(1), routes))  # 100k routes name a few lists
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)
     hops.update(dict.fromkeys(relayhost))
     hops.update(dict.fromkeys(hop for r in files.recipient_rules for hop in r.nexthops))
@@ -184,7 +204,8 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     for hop in settings.tls_secure:
         if hop not in hops:
             warnings.append(f"RELAYKIT_TLS_SECURE: {hop} is not a relay next hop: it has no effect")
-    optouts = tuple(rule for rule in explicit.values() if not rule.nexthops)
+    optouts = tuple(filterfalse(itemgetter(1), explicit.values())) if len(explicit) > len(routes) - len(defaults) \
+        else ()
     recipient_routes = tuple(recipients.values())
     plan = Plan(
         params=params,
@@ -216,11 +237,12 @@ def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:
     direct = _reaching_direct(decisions) if any(not d.nexthops for d in unique) else set()
     unused = [login for login in plan.logins if login.key in direct]
     if not unused:
-        return plan
-    return replace(plan, warnings=plan.warnings + tuple(
+        independent = not router.wildcards and not router.sender_keyed and len(explicit) == len(files.relay_rules)
+        return Built(plan, explicit if independent else None, managed, lists)
+    return Built(replace(plan, warnings=plan.warnings + tuple(
         f"{login.origin}: {login.key} has credentials but (some of) its mail is delivered directly, "
         "where no credentials are sent (a recipient's MX is not your relay): give it a route, or key "
-        "them by relay ([host]:port) instead" for login in unused))
+        "them by relay ([host]:port) instead" for login in unused)))
 
 
 def _mixed(logins) -> bool:
