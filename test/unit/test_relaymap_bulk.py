@@ -92,13 +92,26 @@ def test_a_file_read_again_after_an_edit_gives_what_reading_it_whole_does(tmp_pa
     expected = _read_whole(path)
     dmsfiles._LAST_RELAYMAP = None
     path.write_text("\n".join(before) + ("\n" if nl1 and before else ""))
-    dmsfiles.load_relaymap(path)  # remembered
+    remembered = dmsfiles.load_relaymap(path)
     path.write_text("\n".join(after) + ("\n" if nl2 and after else ""))
     try:
         again = dmsfiles.load_relaymap(path)
     except RelaykitError as exc:
         again = str(exc)
     assert again == expected
+    if isinstance(again, str):
+        return
+    # The edit core/replan.py patches a plan by: the rules before it kept, then the added
+    # ones, then the same rules as after the removed ones (renumbered).
+    edit = dmsfiles.relaymap_edit(again)
+    if edit is None:  # read whole: only after an empty file
+        assert not "\n".join(before)
+        return
+    assert edit.before is remembered
+    assert all(a is b for a, b in zip(again[:edit.start], remembered[:edit.start]))
+    assert len(again) == len(remembered) - edit.removed + edit.added
+    assert [rule[:2] for rule in again[edit.start + edit.added:]] == \
+        [rule[:2] for rule in remembered[edit.start + edit.removed:]]
 
 
 def test_an_edit_of_a_large_file_keeps_the_unchanged_lines_rules(tmp_path):
@@ -112,3 +125,21 @@ def test_an_edit_of_a_large_file_keeps_the_unchanged_lines_rules(tmp_path):
     assert new[:10] == old[:10] and new[10].sender == "@new.example" and str(new[10].origin).endswith(":12")
     assert new[11].origin.line == 13 and new[11].sender == "@d11.example"
     assert all(a is b for a, b in zip(new[:10], old[:10]))  # kept, not parsed again
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(RELOAD_LINES, min_size=1, max_size=10), min_size=2, max_size=5))
+def test_a_file_read_again_after_several_edits_gives_what_reading_it_whole_does(tmp_path_factory, versions):
+    """Each reread counts lines from what the one before it counted (dmsfiles._reread)."""
+    path = Path(tmp_path_factory.mktemp("relaymap")) / "postfix-relaymap.cf"
+    dmsfiles._LAST_RELAYMAP = None
+    for lines in versions:
+        text = "".join(f"{line}\n" for line in lines)
+        path.write_text(text)
+        try:
+            again = dmsfiles.load_relaymap(path)
+        except RelaykitError as exc:
+            again = str(exc)
+        remembered = dmsfiles._LAST_RELAYMAP
+        assert again == _read_whole(path)
+        dmsfiles._LAST_RELAYMAP = remembered  # as if _read_whole had not read it

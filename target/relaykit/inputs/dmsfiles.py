@@ -42,7 +42,7 @@ from relaykit.inputs import validate
 from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
                                  SASL_PASSWORD, SENDER_REWRITE, VIRTUAL)
 from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, DkimKey, OAuth2Credential, Origin,
-                                    RelayLimit, RelayRule, SenderRewrite)
+                                    RelayLimit, RelayRule, RulesEdit, SenderRewrite)
 from relaykit.secret import Secret
 
 __all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load",
@@ -100,16 +100,23 @@ def load_relaymap(path: Path, secure: object = ()) -> tuple[RelayRule, ...]:
     text = _read(path)
     name = str(path)
     last = _LAST_RELAYMAP
-    rules = _reread(last, text, secure) if last and last[0] == name and last[1] == secure else None
-    if rules is None:
-        rules = _parse_relaymap(path, text, secure)
-    _LAST_RELAYMAP = (name, secure, text, rules)
+    reread = _reread(last, text, secure) if last and last[0] == name and last[1] == secure else None
+    rules, edit, newlines = reread if reread else (_parse_relaymap(path, text, secure), None, None)
+    _LAST_RELAYMAP = (name, secure, text, rules, edit, newlines)
     return rules
 
 
-# The last relaymap read and its rules (name, secure, text, rules): what an edit of a
-# 100k-line file is parsed against. Only a successful read is kept.
-_LAST_RELAYMAP: tuple[str, object, str, tuple[RelayRule, ...]] | None = None
+def relaymap_edit(rules: tuple[RelayRule, ...]) -> RulesEdit | None:
+    """How `rules`, the last load_relaymap's result, came from the read before it (None
+    when they were read whole)."""
+    last = _LAST_RELAYMAP
+    return last[4] if last and last[3] is rules else None  # type: ignore[return-value]
+
+
+# The last relaymap read: (name, secure, text, rules, edit, its number of newlines or
+# None: not counted yet). What an edit of a 100k-line file is parsed against. Only a
+# successful read is kept.
+_LAST_RELAYMAP: tuple[str, object, str, tuple[RelayRule, ...], RulesEdit | None, int | None] | None = None
 
 
 def _parse_relaymap(path: Path, text: str, secure: object, first: int = 1) -> tuple[RelayRule, ...]:
@@ -118,27 +125,35 @@ def _parse_relaymap(path: Path, text: str, secure: object, first: int = 1) -> tu
     return rules if rules is not None else _collect(path, parse_relay_row, secure, text, first)
 
 
-def _reread(last: tuple, text: str, secure: object) -> tuple[RelayRule, ...] | None:
-    """The rules of `text`, the new version of the file `last` read: the lines before and
-    after the changed ones are the same lines (their rules kept, those after renumbered
-    when lines were added or removed), the changed ones parsed. Parsing is line by line
-    (duplicates are the plan's concern), so this is exactly what reading `text` whole gives."""
-    name, _, old, rules = last
+def _reread(last: tuple, text: str, secure: object) -> tuple[tuple[RelayRule, ...], RulesEdit, int] | None:
+    """The rules of `text`, the new version of the file `last` read, the edit, and the
+    text's number of newlines: the lines before and after the changed ones are the same
+    lines (their rules kept, those after renumbered when lines were added or removed), the
+    changed ones parsed. Parsing is line by line (duplicates are the plan's concern), so
+    this is exactly what reading `text` whole gives."""
+    name, _, old, rules, _, newlines = last
+    if newlines is None:
+        newlines = old.count("\n")
     if text == old:
-        return rules
+        return rules, RulesEdit(rules, len(rules), 0, 0), newlines
     if not old:
         return None
     start, old_end, new_end = changed_lines(old, text)
-    first = old.count("\n", 0, start) + 1  # the first changed line's number
-    old_after = old.count("\n", 0, old_end) + 1  # the first unchanged line after, in each
-    new_after = text.count("\n", 0, new_end) + 1
+    # Line numbers counted from the nearer end: an append to 100k lines scans a few bytes.
+    before = old.count("\n", 0, start) if start < len(old) // 2 else newlines - old.count("\n", start)
+    first = before + 1  # the first changed line's number
+    old_after = first + old.count("\n", start, old_end)  # the first unchanged line after, in each
+    new_after = first + text.count("\n", start, new_end)
     changed = _parse_relaymap(Path(name), text[start:new_end], secure, first)
-    head = rules[:bisect_left(rules, first, key=_line)]
-    tail = rules[bisect_left(rules, old_after, key=_line):] if new_end < len(text) else ()
+    kept = bisect_left(rules, first, key=_line)
+    head = rules[:kept]
+    after = bisect_left(rules, old_after, key=_line) if new_end < len(text) else len(rules)
+    tail = rules[after:]
     if tail and new_after != old_after:
         shift = new_after - old_after
         tail = tuple(RelayRule(rule.sender, rule.nexthops, Origin(name, rule.origin.line + shift)) for rule in tail)
-    return head + changed + tail
+    return (head + changed + tail, RulesEdit(rules, kept, after - kept, len(changed)),
+            newlines - (old_after - first) + (new_after - first))
 
 
 def _line(rule: RelayRule) -> int:
@@ -432,4 +447,5 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return ConfigFiles(*results, relaymap_exists=relaymap.exists(), sasl_exists=sasl.exists(),
-                       recipient_rules=recipient_rules, oauth2=oauth2, relay_limits=limits)
+                       recipient_rules=recipient_rules, oauth2=oauth2, relay_limits=limits,
+                       relay_edit=relaymap_edit(results[0]))

@@ -7,7 +7,7 @@ stores/postgres.py from its tables); the planners (core/) read nothing else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from relaykit.model.nexthop import NextHop
@@ -169,6 +169,20 @@ class ConfigFiles:
     recipient_rules: tuple[RelayRule, ...] = ()  # `sender` holds the recipient domain key
     oauth2: tuple[OAuth2Credential, ...] = ()  # postfix-oauth2.cf (files store only)
     relay_limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf (files store only)
+    # How relay_rules came from the rules of the relaymap's previous read, when they did
+    # (files store, live reload): what core/replan.py re-plans. Derived data.
+    relay_edit: RulesEdit | None = field(default=None, compare=False, repr=False)
+
+
+class RulesEdit(NamedTuple):
+    """`rules` is `before` with `removed` rules from index `start` replaced by the `added`
+    ones there; the rules after them are the same lines (renumbered when lines were added
+    or removed)."""
+
+    before: tuple[RelayRule, ...]
+    start: int
+    removed: int
+    added: int
 
 
 @dataclass(frozen=True)
