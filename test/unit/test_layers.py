@@ -41,7 +41,7 @@ LAZY = {
     ("relaykit.stores", "relaykit.stores.postgres"): "open_store: psycopg and the planners only with a database",
     ("relaykit.stores.files", "pathlib"): "reading: the editing commands use os.path only",
     ("relaykit.stores.files", "relaykit.inputs.dmsfiles"): "reading: dataclasses and the parsers",
-    ("relaykit.stores.files", "relaykit.core.plan"): "planning (configure, list): not for edits",
+    ("relaykit.stores.files", "relaykit.core.replan"): "planning (configure, live reload): not for edits",
     ("relaykit.stores.files", "relaykit.core.submission"): "planning (configure): not for edits",
     ("relaykit.stores.files", "relaykit.core.dovecot"): "Dovecot's passdb (configure): not for edits",
     ("relaykit.stores.files", "relaykit.gcpause"): "planning 100k-line files (configure): not for edits",

@@ -12,6 +12,10 @@ from relaykit.edges.editor import set_line
 from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
 from relaykit.secret import Secret
 
+# The last plan and what the next is patched from after an edit (core/replan.py): live
+# reload plans an edit of a 100k-line relaymap in proportion to the edit.
+_BASIS = None
+
 _FILES = {"relays": RELAYMAP, "recipient relays": RECIPIENT_RELAYMAP, "credentials": SASL_PASSWORD,
           "accounts": ACCOUNTS, "aliases": VIRTUAL, "oauth2": OAUTH2}  # stores/protocol.py's kinds
 
@@ -34,12 +38,13 @@ class FileStore:
     def plan(self, settings, table_type: str, networks: tuple[str, ...] = ()):  # -> model.plan.Plan
         """relayhost_map, sasl_passwd, tls_policy... from the files (core/plan.py), plus
         submission's sender_login from the accounts and aliases (core/submission.py)."""
-        from relaykit.core import plan, submission
+        global _BASIS
+        from relaykit.core import replan, submission
         from relaykit.gcpause import paused_gc
 
         with paused_gc():  # 100k-line configs: see gcpause.py
             files = self.load(settings.tls_secure)
-            relay = plan.build(settings, files, table_type)
+            relay, _BASIS = replan.plan(_BASIS, settings, files, table_type)
         return submission.add_to(relay, settings, files, table_type, networks)
 
     def passdb(self, settings):  # -> core.dovecot.Passdb
