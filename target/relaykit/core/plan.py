@@ -173,11 +173,11 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
     oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
+    wildcards = routetables.has_wildcard(explicit)
     tables = (
         Table(RELAYHOST_MAP, routetables.exact_lines(  # the wildcards go to routetables' pcre tables
             zip(map(itemgetter(0), routes), map({nexthops: ",".join(nexthops) for nexthops in lists}.__getitem__,
-                                                map(itemgetter(1), routes))),
-            routetables.has_wildcard(explicit))),
+                                                map(itemgetter(1), routes))), wildcards)),
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in passwords), secret=True),
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
@@ -221,7 +221,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
-    router = Router(plan, {**explicit, **{r.sender: r for r in defaults}} if defaults else explicit)
+    router = Router(plan, {**explicit, **{r.sender: r for r in defaults}} if defaults else explicit, wildcards)
     decisions = router.decide_every_key()
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     unique = router.distinct()

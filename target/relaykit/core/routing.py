@@ -111,15 +111,16 @@ DIRECTLY = Decision((), (), False)
 class Router:
     """resolve() for many messages: the plan's rules indexed once (linear, not quadratic)."""
 
-    def __init__(self, plan: Plan, routes: dict[str, Route] | None = None) -> None:
-        """`routes`: the plan's routes and opt-outs by sender key, when the caller has them."""
+    def __init__(self, plan: Plan, routes: dict[str, Route] | None = None, wildcards: bool | None = None) -> None:
+        """`routes`: the plan's routes and opt-outs by sender key, and `wildcards`: whether
+        any of them is an @.domain wildcard, when the caller knows (100k keys)."""
         self.plan = plan
         self.routes = routes if routes is not None else {r.sender: r for r in (*plan.optouts, *plan.routes)}
         self.recipient_routes = {route.sender: route for route in plan.recipient_routes}
         self.logins = {entry.key: entry for entry in plan.logins}
         self.sender_dependent = plan.params.get("smtp_sender_dependent_authentication") == "yes"
         # without any @.wildcard rule or credential, an @domain key's chain is the key alone
-        self.wildcards = has_wildcard(self.routes) or has_wildcard(self.logins)
+        self.wildcards = (has_wildcard(self.routes) if wildcards is None else wildcards) or has_wildcard(self.logins)
         # sender-keyed credentials are looked up: then the chain beyond a route's key matters
         self.sender_keyed = self.sender_dependent and any("@" in key for key in self.logins)
         self._decisions: dict[tuple, Decision] = {}
@@ -146,9 +147,11 @@ class Router:
         routes, sender-keyed credentials, in that order. The routes their next hops decide
         alone (_by_nexthops) by C loops: 100k routes."""
         plan = self.plan
-        keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes),
-                                   (login.key for login in plan.logins if "@" in login.key)))
         by_hops = self._by_nexthops(map(itemgetter(1), plan.routes))
+        sender_logins = [login.key for login in plan.logins if "@" in login.key]
+        if by_hops and not plan.optouts and not sender_logins:  # the routes alone: one pass
+            return dict(zip(map(itemgetter(0), plan.routes), map(by_hops.__getitem__, map(itemgetter(1), plan.routes))))
+        keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes), sender_logins))
         if not by_hops:  # no route its next hops decide alone: each key's chain decides it
             return dict(zip(keys, map(self.decide, map(self.chain, keys))))
         decisions: dict[str, Decision | None] = dict.fromkeys(keys)
