@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relaykit.core.tabledelta import delta
 from relaykit.edges.postfix import Postfix
 from relaykit.model.plan import Plan, Table
+from relaykit.run import apply as apply_module
 from relaykit.run.apply import apply
 
 
@@ -125,3 +126,24 @@ def test_a_table_whose_update_was_cut_short_is_compiled_whole_next_time(env, mon
     lookup = f"lmdb:{env.postfix.config_dir / 'relayhost_map'}"
     assert postfix.query(lookup, "@new.example") == "[x.test]:25"
     assert not list(env.postfix.config_dir.glob(".*.tmp"))
+
+
+def test_a_new_process_compiles_a_changed_table_whole_before_it_updates_in_place(env, monkeypatch):
+    """The sources are written without fsync: after a restart the source on disk may not
+    be what the compiled table was made from, so the first change is compiled whole."""
+    postfix = Postfix(env.postfix.config_dir)
+    lines = tuple(f"@d{n}.example [relay{n % 3}.test]:587" for n in range(500))
+    apply(Plan(tables=(Table("relayhost_map", lines),), table_type="lmdb"), postfix)
+    monkeypatch.setattr(apply_module, "_SOURCES", {})  # what a new relaykit process knows
+    compiled_whole, updated = [], []
+    real, real_update = Postfix.postmap, Postfix.postmap_update
+    monkeypatch.setattr(Postfix, "postmap", lambda self, kind, paths: (compiled_whole.extend(paths),
+                                                                       real(self, kind, paths)))
+    monkeypatch.setattr(Postfix, "postmap_update", lambda self, kind, updates: (updated.extend(updates),
+                                                                                real_update(self, kind, updates)))
+    apply(Plan(tables=(Table("relayhost_map", (*lines, "@new.example [x.test]:25")),), table_type="lmdb"), postfix)
+    assert compiled_whole == [env.postfix.config_dir / "relayhost_map"] and not updated
+    apply(Plan(tables=(Table("relayhost_map", (*lines, "@new.example [y.test]:25")),), table_type="lmdb"), postfix)
+    assert len(compiled_whole) == 1 and len(updated) == 1  # from then on, in place
+    lookup = f"lmdb:{env.postfix.config_dir / 'relayhost_map'}"
+    assert postfix.query(lookup, "@new.example") == "[y.test]:25"

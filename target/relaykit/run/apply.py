@@ -50,10 +50,19 @@ class Changes:
 
 
 def _write_table(path: Path, data: bytes, secret: bool, group: str | None = None) -> tuple[bool, bytes | None]:
-    """(written, what the file held before) as editor.replace_if_changed."""
+    """(written, what the file held before) as editor.replace_if_changed. Without fsync:
+    a source that a crash leaves other than the plan is written again at the next start
+    and compiled whole (_SOURCES), as every table whose text differs from the plan."""
     mode = 0o640 if group else 0o600 if secret else 0o644
     gid = _gid(group) if group else 0 if os.geteuid() == 0 else -1
-    return replace_if_changed(path, data, mode, uid=0 if os.geteuid() == 0 else -1, gid=gid)
+    return replace_if_changed(path, data, mode, uid=0 if os.geteuid() == 0 else -1, gid=gid, durable=False)
+
+
+# Each table source as this process last compiled it. An in-place update (core/tabledelta.py)
+# is only made from that text: a source read back after a restart may not be what its
+# compiled table was made from (a crash, a kill, an edit by hand), so a changed table is
+# compiled whole the first time. Live reload updates in place from then on.
+_SOURCES: dict[Path, bytes] = {}
 
 
 def _gid(group: str) -> int:
@@ -132,6 +141,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     changed_tables = []
     to_compile: dict[str, list[Path]] = {}  # by table type: a table may have a type of its own
     to_update: dict[str, list[tuple[Path, bytes, bytes]]] = {}  # the same, changed in place
+    compiled_from: dict[Path, bytes] = {}  # for _SOURCES, once postmap has succeeded
     for table in plan.tables:
         path = directory / table.name
         kind = table.kind or plan.table_type
@@ -145,10 +155,14 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
         if written:
             changed_tables.append(table.name)
             postfix.cool_down(table.name)  # texthash tables are read through load_file too
-        if not compiled or (current and not written):
+        if not compiled:
+            continue
+        compiled_from[path] = data
+        if current and not written:
             continue
         # A few lines changed in a large compiled table: update it in place (core/tabledelta.py)
-        delta = tabledelta.delta(previous, data) if current and previous and kind in UPDATABLE_TYPES else None
+        delta = tabledelta.delta(previous, data) if (current and previous and kind in UPDATABLE_TYPES
+                                                     and previous == _SOURCES.get(path)) else None
         if delta is not None:
             to_update.setdefault(kind, []).append((path, *delta))
         else:
@@ -166,6 +180,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
         postfix.postmap_update(kind, updates)
     for marker in compiling:
         marker.unlink()
+    _SOURCES.update(compiled_from)
     for table in plan.tables:
         compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
         if table.secret and compiled and compiled.exists():
