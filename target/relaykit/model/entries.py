@@ -7,32 +7,33 @@ stores/postgres.py from its tables); the planners (core/) read nothing else.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from relaykit.model.nexthop import NextHop
 from relaykit.secret import Secret
 
 
-class Origin(NamedTuple):
+# The named tuples below come from collections, not typing.NamedTuple: importing typing
+# alone costs ~5 ms of `relaykit configure`'s start-up, and nothing else there needs it.
+class Origin(namedtuple("Origin", ("path", "line"), defaults=(0,))):
     """Where an entry came from: a file and line, or the name of an environment variable.
-    A named tuple, not a dataclass: configure makes one per line of 100k-line files."""
+    A named tuple, not a dataclass: configure makes one per line of 100k-line files.
+    Fields: path (str), line (int, 0: none)."""
 
-    path: str
-    line: int = 0
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-class RelayRule(NamedTuple):
-    """A relaymap line: mail from `sender` goes to `nexthops` (tried in order); none = opt-out.
-    In postfix-recipient-relaymap.cf, `sender` holds the recipient domain key. The plan's
-    routes are relay rules too (model/plan.Route). A named tuple, as Origin."""
+class RelayRule(namedtuple("RelayRule", ("sender", "nexthops", "origin"))):
+    """A relaymap line: mail from `sender` (str) goes to `nexthops` (tuple[NextHop, ...],
+    tried in order); none = opt-out. `origin`: its Origin. In postfix-recipient-relaymap.cf,
+    `sender` holds the recipient domain key. The plan's routes are relay rules too
+    (model/plan.Route). A named tuple, as Origin."""
 
-    sender: str
-    nexthops: tuple[NextHop, ...]
-    origin: Origin
+    __slots__ = ()
 
     @property
     def opted_out(self) -> bool:
