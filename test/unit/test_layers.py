@@ -56,7 +56,7 @@ LAZY = {
     ("relaykit.edges.postfix", "tempfile"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
     ("relaykit.inputs.settings", "dotenv"): "~25 ms: only when the dotenv file exists",
-    ("relaykit.cli.main", "relaykit.log"): "stdlib logging: only a JSON error of `relaykit configure|start`",
+    ("relaykit.cli.main", "relaykit.log"): "only a JSON error of `relaykit configure|start`",
     ("relaykit.edges.system", "ssl"): "only `relaykit start` checking a renewed certificate",
     ("relaykit.metrics", "prometheus_client"): "~40 ms: only `relaykit start` with METRICS_PORT",
     ("relaykit.cli.commands.queue", "rich"): "only the table of `setup queue list` (not --json)",
