@@ -31,6 +31,8 @@ class Passdb:
 
 @dataclass(frozen=True)
 class Layout:
+    """Where Dovecot's generated files and Postfix's auth socket are."""
+
     directory: Path  # dovecot.conf and passwd
     auth_socket: Path  # <Postfix queue_directory>/private/auth
 

@@ -135,8 +135,12 @@ class OAuth2Credential:
         return dict(self.secrets).get(name)
 
 
+# Every dataclass here has a docstring: for a class without one, dataclass() writes one
+# from inspect.signature(), ~0.2 ms a class at import (relaykit configure's start-up).
 @dataclass(frozen=True)
 class Account:
+    """A postfix-accounts.cf line: a mailbox `address` and its password hash."""
+
     address: str
     password_hash: Secret
     origin: Origin
@@ -148,6 +152,8 @@ class Account:
 
 @dataclass(frozen=True)
 class Alias:
+    """A postfix-virtual.cf line: mail to `address` goes to `targets`."""
+
     address: str  # user@domain, or @domain for a catch-all
     targets: tuple[str, ...]
     origin: Origin

@@ -32,6 +32,8 @@ from relaykit.stores import open_store
 
 @dataclass(frozen=True)
 class Prepared:
+    """A configuration read and planned, not applied yet."""
+
     settings: Settings
     plan: Plan
     postfix: Postfix
