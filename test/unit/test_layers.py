@@ -52,6 +52,11 @@ LAZY = {
     ("relaykit.cli.ui", "rich"): "~30 ms: only styled terminal output",
     ("relaykit.cli.commands.relay_view", "rich"): "only the table of `setup relay list` (not --json)",
     ("relaykit.cli.main", "relaykit.run.configure"): "`relaykit configure` only: run/ imports every layer",
+    # `relaykit configure`'s start-up (issue 19): features imported only when configured
+    ("relaykit.run.configure", "relaykit.core.dkim"): "only a domain with a DKIM key",
+    ("relaykit.run.configure", "relaykit.edges.opendkim"): "only a domain with a DKIM key",
+    ("relaykit.run.configure", "relaykit.core.overrides"): "only POSTFIX_<name>, postfix-main.cf, postfix-master.cf",
+    ("relaykit.run.configure", "relaykit.run.oauth2"): "only postfix-oauth2.cf credentials",
     ("relaykit.edges.postfix", "shutil"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.edges.postfix", "tempfile"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
