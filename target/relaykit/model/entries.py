@@ -14,8 +14,12 @@ from relaykit.model.nexthop import NextHop
 from relaykit.secret import Secret
 
 
-# The named tuples below come from collections, not typing.NamedTuple: importing typing
-# alone costs ~5 ms of `relaykit configure`'s start-up, and nothing else there needs it.
+# Records are named tuples where nothing needs a dataclass (core/ and the tests call
+# dataclasses.replace on Credential, RelayLimit, ConfigFiles): creating a frozen dataclass
+# runs ~6 exec()s, ~0.2-0.6 ms a class at `relaykit configure`'s start-up, a named tuple
+# one. From collections, not typing.NamedTuple: importing typing alone costs ~5 ms there,
+# and nothing else needs it. Those that stay dataclasses have a docstring: for a class
+# without one, dataclass() writes one from inspect.signature(), another ~0.2 ms.
 class Origin(namedtuple("Origin", ("path", "line"), defaults=(0,))):
     """Where an entry came from: a file and line, or the name of an environment variable.
     A named tuple, not a dataclass: configure makes one per line of 100k-line files.
@@ -72,27 +76,22 @@ class RelayLimit:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class SenderRewrite:
+class SenderRewrite(namedtuple("SenderRewrite", ("key", "target", "origin"))):
     """A postfix-sender-rewrite.cf line: senders `key` (user@domain or @domain) leave as
-    `target` (an address, or @domain to keep the local part)."""
+    `target` (an address, or @domain to keep the local part). `origin`: its Origin."""
 
-    key: str
-    target: str
-    origin: Origin
+    __slots__ = ()
 
     def apply(self, sender: str) -> str:
         return sender.rpartition("@")[0] + self.target if self.target.startswith("@") else self.target
 
 
-@dataclass(frozen=True)
-class DkimKey:
+class DkimKey(namedtuple("DkimKey", ("domain", "selector", "path"))):
     """A DKIM private key in the config directory, DMS's layout:
-    opendkim/keys/<domain>/<selector>.private (mail From <domain> is signed with it)."""
+    opendkim/keys/<domain>/<selector>.private (mail From <domain> is signed with it).
+    Fields: domain, selector, path (str)."""
 
-    domain: str
-    selector: str
-    path: str
+    __slots__ = ()
 
     @property
     def record_name(self) -> str:
@@ -135,28 +134,22 @@ class OAuth2Credential:
         return dict(self.secrets).get(name)
 
 
-# Every dataclass here has a docstring: for a class without one, dataclass() writes one
-# from inspect.signature(), ~0.2 ms a class at import (relaykit configure's start-up).
-@dataclass(frozen=True)
-class Account:
-    """A postfix-accounts.cf line: a mailbox `address` and its password hash."""
+class Account(namedtuple("Account", ("address", "password_hash", "origin"))):
+    """A postfix-accounts.cf line: a mailbox `address` and its `password_hash` (a Secret).
+    `origin`: its Origin."""
 
-    address: str
-    password_hash: Secret
-    origin: Origin
+    __slots__ = ()
 
     @property
     def domain(self) -> str:
         return self.address.rpartition("@")[2]
 
 
-@dataclass(frozen=True)
-class Alias:
-    """A postfix-virtual.cf line: mail to `address` goes to `targets`."""
+class Alias(namedtuple("Alias", ("address", "targets", "origin"))):
+    """A postfix-virtual.cf line: mail to `address` (user@domain, or @domain for a
+    catch-all) goes to `targets` (a tuple of addresses). `origin`: its Origin."""
 
-    address: str  # user@domain, or @domain for a catch-all
-    targets: tuple[str, ...]
-    origin: Origin
+    __slots__ = ()
 
     @property
     def domain(self) -> str:
@@ -178,16 +171,13 @@ class ConfigFiles:
     relay_limits: tuple[RelayLimit, ...] = ()  # postfix-relay-limits.cf (files store only)
 
 
-@dataclass(frozen=True)
-class Override:
-    """A Postfix parameter the user sets beyond relaykit's: a main.cf parameter
-    (postfix-main.cf, POSTFIX_<name>), or with `service` ("name/type") one service's
-    master.cf `-o name=value` (postfix-master.cf), as DMS applies them."""
+class Override(namedtuple("Override", ("name", "value", "origin", "service"), defaults=(None,))):
+    """A Postfix parameter the user sets beyond relaykit's: a main.cf parameter `name`
+    (postfix-main.cf, POSTFIX_<name>) set to `value`, or with `service` ("name/type", else
+    None) one service's master.cf `-o name=value` (postfix-master.cf), as DMS applies
+    them. `origin`: its Origin."""
 
-    name: str
-    value: str
-    origin: Origin
-    service: str | None = None
+    __slots__ = ()
 
     @property
     def key(self) -> str:
