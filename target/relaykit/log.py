@@ -6,8 +6,10 @@
                   ...} and, for Postfix's lines, the fields its line has (queue_id, to,
                   relay, status, delay, dsn, reason...: core/postfixlog.py)
 
-Built on the stdlib `logging` module: a "relaykit" logger whose handler writes to whatever
-sys.stderr is at the time (so a test's capture sees it), with a formatter per format.
+Not built on the stdlib `logging` module: that import costs ~7 ms (traceback, string,
+its locks and registries) of `relaykit configure`'s start-up, for the few lines written
+here: a level threshold, and one write per line to whatever sys.stderr is at the time (so
+a test's capture sees it), under a lock (the daemon logs from several threads).
 LOG_LEVEL is trace, debug, info, warn or error (DMS names). Never pass a secret here:
 nothing is masked after the fact, a secret must simply never be in a message.
 """
@@ -15,14 +17,13 @@ nothing is masked after the fact, a secret must simply never be in a message.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
+from threading import RLock
 
+# The levels' numbers are the stdlib logging module's (DEBUG 10 ... ERROR 40), plus TRACE.
 TRACE = 5
-LEVELS = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "error": logging.ERROR}
-_NAMES = {value: name for name, value in LEVELS.items()}
+LEVELS = {"trace": TRACE, "debug": 10, "info": 20, "warn": 30, "error": 40}
 _TAGS = {"trace": "TRACE", "debug": "DEBUG", "info": "INF", "warn": "WARNING", "error": "ERROR"}
 FORMATS = ("text", "json")
 
@@ -32,57 +33,48 @@ def _now(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
 
-class TextFormatter(logging.Formatter):
+def _text(level: str, message: str) -> str:
     """The DMS line: `[ INF ]` centred in 9 columns, two spaces, the message."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"[ {_TAGS[_NAMES[record.levelno]]:^9} ]  {record.getMessage()}"
+    return f"[ {_TAGS[level]:^9} ]  {message}"
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"time": _now(record.created), "level": _NAMES[record.levelno], "source": "relaykit",
-                           "message": record.getMessage()}, ensure_ascii=False)
+def _json(level: str, message: str) -> str:
+    return json.dumps({"time": _now(time.time()), "level": level, "source": "relaykit", "message": message},
+                      ensure_ascii=False)
 
 
-class _Stderr(logging.Handler):
-    """Writes to the current sys.stderr (not the one at import time), flushed per line."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            stream = sys.stderr
-            stream.write(self.format(record) + "\n")
-            stream.flush()
-        except Exception:  # a closed stderr must not kill the daemon
-            self.handleError(record)
-
-
-_logger = logging.getLogger("relaykit")
-_logger.propagate = False
-_handler = _Stderr()
-_handler.setFormatter(TextFormatter())
-_logger.addHandler(_handler)
-_logger.setLevel(logging.INFO)
+_threshold = LEVELS["info"]
 _format = "text"
+_formatter = _text
+_lock = RLock()  # reentrant, as logging's: a signal handler may log while the main thread does
 
 
 def set_level(name: str) -> None:
-    _logger.setLevel(LEVELS[name])
+    global _threshold
+    _threshold = LEVELS[name]
 
 
 def set_format(name: str) -> None:
-    global _format
+    global _format, _formatter
     _format = name
-    _handler.setFormatter(JsonFormatter() if name == "json" else TextFormatter())
+    _formatter = _json if name == "json" else _text
 
 
 def enabled(level: str) -> bool:
     """Whether `level` is logged: skip building messages nobody will see."""
-    return _logger.isEnabledFor(LEVELS[level])
+    return LEVELS[level] >= _threshold
 
 
 def log(level: str, message: str) -> None:
-    _logger.log(LEVELS[level], message)
+    if LEVELS[level] < _threshold:
+        return
+    with _lock:
+        try:
+            stream = sys.stderr
+            stream.write(_formatter(level, message) + "\n")
+            stream.flush()
+        except Exception:  # a closed stderr must not kill the daemon
+            pass
 
 
 def trace(message: str) -> None:

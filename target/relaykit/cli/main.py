@@ -50,7 +50,7 @@ def configure(args: list[str]) -> int:
 
 
 def _json_error(message: str) -> None:
-    from relaykit import log  # stdlib logging: only `relaykit configure|start` with LOG_FORMAT=json
+    from relaykit import log  # only `relaykit configure|start` with LOG_FORMAT=json
 
     log.set_format("json")
     log.error(message)

@@ -20,6 +20,8 @@ OTHER_SENDERS = "*"
 
 @dataclass(frozen=True)
 class Row:
+    """One line of `setup relay list`: a sender, its relays, and the rule and login."""
+
     sender: str  # @domain, an address, or OTHER_SENDERS
     relays: tuple[str, ...]  # empty: direct delivery to the recipient's MX
     rule: str  # where the route comes from (file:line or a variable)

@@ -24,11 +24,11 @@ greps the map file once per domain).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import replace
 from itertools import filterfalse
 from operator import itemgetter
 from pathlib import Path
-from typing import NamedTuple
 
 from relaykit.core import routetables
 from relaykit.core.routing import Router, key_chain
@@ -103,16 +103,15 @@ SASL_CLIENT = {
 }
 
 
-class Built(NamedTuple):
-    """A plan, and what core/replan.py patches the next one from after an edit."""
+class Built(namedtuple("Built", ("plan", "explicit", "managed", "lists"), defaults=(None, None, None))):
+    """A plan (Plan), and what core/replan.py patches the next one from after an edit:
+    `explicit`, the relaymap's rules by sender key (dict), when every route is decided by
+    its own rule (no @.wildcard, no credential keyed by sender: core/routing.py) and no
+    key is given twice, else None (the next plan is built whole); `managed`, the domains
+    RELAY_HOST routes by default (dict, or None); `lists`, the routes' next-hop lists in
+    first-use order (dict). A named tuple from collections: typing costs ~5 ms to import."""
 
-    plan: Plan
-    # The relaymap's rules by sender key, when every route is decided by its own rule
-    # (no @.wildcard, no credential keyed by sender: core/routing.py) and no key is
-    # given twice; None otherwise (the next plan is built whole).
-    explicit: dict[str, RelayRule] | None = None
-    managed: dict[str, Origin] | None = None  # the domains RELAY_HOST routes by default
-    lists: dict[tuple[NextHop, ...], None] | None = None  # the routes' next-hop lists, in first-use order
+    __slots__ = ()
 
 
 def build(settings: Settings, files: ConfigFiles, table_type: str) -> Plan:

@@ -44,6 +44,8 @@ from relaykit.model.plan import Login, Plan, Route
 
 @dataclass(frozen=True)
 class Resolution:
+    """How mail from `sender` (to `recipient`) leaves: next hops, login, TLS, transport."""
+
     sender: str
     recipient: str | None
     nexthops: tuple[NextHop, ...]  # empty: direct delivery; each says its TLS mode and level

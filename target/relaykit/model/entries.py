@@ -7,32 +7,37 @@ stores/postgres.py from its tables); the planners (core/) read nothing else.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from relaykit.model.nexthop import NextHop
 from relaykit.secret import Secret
 
 
-class Origin(NamedTuple):
+# Records are named tuples where nothing needs a dataclass (core/ and the tests call
+# dataclasses.replace on Credential, RelayLimit, ConfigFiles): creating a frozen dataclass
+# runs ~6 exec()s, ~0.2-0.6 ms a class at `relaykit configure`'s start-up, a named tuple
+# one. From collections, not typing.NamedTuple: importing typing alone costs ~5 ms there,
+# and nothing else needs it. Those that stay dataclasses have a docstring: for a class
+# without one, dataclass() writes one from inspect.signature(), another ~0.2 ms.
+class Origin(namedtuple("Origin", ("path", "line"), defaults=(0,))):
     """Where an entry came from: a file and line, or the name of an environment variable.
-    A named tuple, not a dataclass: configure makes one per line of 100k-line files."""
+    A named tuple, not a dataclass: configure makes one per line of 100k-line files.
+    Fields: path (str), line (int, 0: none)."""
 
-    path: str
-    line: int = 0
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-class RelayRule(NamedTuple):
-    """A relaymap line: mail from `sender` goes to `nexthops` (tried in order); none = opt-out.
-    In postfix-recipient-relaymap.cf, `sender` holds the recipient domain key. The plan's
-    routes are relay rules too (model/plan.Route). A named tuple, as Origin."""
+class RelayRule(namedtuple("RelayRule", ("sender", "nexthops", "origin"))):
+    """A relaymap line: mail from `sender` (str) goes to `nexthops` (tuple[NextHop, ...],
+    tried in order); none = opt-out. `origin`: its Origin. In postfix-recipient-relaymap.cf,
+    `sender` holds the recipient domain key. The plan's routes are relay rules too
+    (model/plan.Route). A named tuple, as Origin."""
 
-    sender: str
-    nexthops: tuple[NextHop, ...]
-    origin: Origin
+    __slots__ = ()
 
     @property
     def opted_out(self) -> bool:
@@ -71,27 +76,22 @@ class RelayLimit:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class SenderRewrite:
+class SenderRewrite(namedtuple("SenderRewrite", ("key", "target", "origin"))):
     """A postfix-sender-rewrite.cf line: senders `key` (user@domain or @domain) leave as
-    `target` (an address, or @domain to keep the local part)."""
+    `target` (an address, or @domain to keep the local part). `origin`: its Origin."""
 
-    key: str
-    target: str
-    origin: Origin
+    __slots__ = ()
 
     def apply(self, sender: str) -> str:
         return sender.rpartition("@")[0] + self.target if self.target.startswith("@") else self.target
 
 
-@dataclass(frozen=True)
-class DkimKey:
+class DkimKey(namedtuple("DkimKey", ("domain", "selector", "path"))):
     """A DKIM private key in the config directory, DMS's layout:
-    opendkim/keys/<domain>/<selector>.private (mail From <domain> is signed with it)."""
+    opendkim/keys/<domain>/<selector>.private (mail From <domain> is signed with it).
+    Fields: domain, selector, path (str)."""
 
-    domain: str
-    selector: str
-    path: str
+    __slots__ = ()
 
     @property
     def record_name(self) -> str:
@@ -134,22 +134,22 @@ class OAuth2Credential:
         return dict(self.secrets).get(name)
 
 
-@dataclass(frozen=True)
-class Account:
-    address: str
-    password_hash: Secret
-    origin: Origin
+class Account(namedtuple("Account", ("address", "password_hash", "origin"))):
+    """A postfix-accounts.cf line: a mailbox `address` and its `password_hash` (a Secret).
+    `origin`: its Origin."""
+
+    __slots__ = ()
 
     @property
     def domain(self) -> str:
         return self.address.rpartition("@")[2]
 
 
-@dataclass(frozen=True)
-class Alias:
-    address: str  # user@domain, or @domain for a catch-all
-    targets: tuple[str, ...]
-    origin: Origin
+class Alias(namedtuple("Alias", ("address", "targets", "origin"))):
+    """A postfix-virtual.cf line: mail to `address` (user@domain, or @domain for a
+    catch-all) goes to `targets` (a tuple of addresses). `origin`: its Origin."""
+
+    __slots__ = ()
 
     @property
     def domain(self) -> str:
@@ -174,27 +174,21 @@ class ConfigFiles:
     relay_edit: RulesEdit | None = field(default=None, compare=False, repr=False)
 
 
-class RulesEdit(NamedTuple):
-    """`rules` is `before` with `removed` rules from index `start` replaced by the `added`
-    ones there; the rules after them are the same lines (renumbered when lines were added
-    or removed)."""
+class RulesEdit(namedtuple("RulesEdit", ("before", "start", "removed", "added"))):
+    """The relay rules are `before` (tuple[RelayRule, ...]) with `removed` (int) rules from
+    index `start` (int) replaced by the `added` (int) ones there; the rules after them are
+    the same lines (renumbered when lines were added or removed)."""
 
-    before: tuple[RelayRule, ...]
-    start: int
-    removed: int
-    added: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Override:
-    """A Postfix parameter the user sets beyond relaykit's: a main.cf parameter
-    (postfix-main.cf, POSTFIX_<name>), or with `service` ("name/type") one service's
-    master.cf `-o name=value` (postfix-master.cf), as DMS applies them."""
+class Override(namedtuple("Override", ("name", "value", "origin", "service"), defaults=(None,))):
+    """A Postfix parameter the user sets beyond relaykit's: a main.cf parameter `name`
+    (postfix-main.cf, POSTFIX_<name>) set to `value`, or with `service` ("name/type", else
+    None) one service's master.cf `-o name=value` (postfix-master.cf), as DMS applies
+    them. `origin`: its Origin."""
 
-    name: str
-    value: str
-    origin: Origin
-    service: str | None = None
+    __slots__ = ()
 
     @property
     def key(self) -> str:

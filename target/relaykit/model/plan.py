@@ -86,6 +86,8 @@ class Login:
 
 @dataclass(frozen=True)
 class Plan:
+    """Everything Postfix should end up with (see the module's docstring)."""
+
     tables: tuple[Table, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
     services: tuple[Service, ...] = ()

@@ -17,6 +17,8 @@ DOCKER_MODES = ("none", "container", "host", "network", "connected-networks")
 
 @dataclass(frozen=True)
 class SubmissionSettings:
+    """Ports 587/465 for mail clients, and the networks trusted without a login."""
+
     enabled: bool = False  # ENABLE_SUBMISSION
     submission_port: int | None = 587  # None: the service is off
     submissions_port: int | None = 465
@@ -35,6 +37,8 @@ class SubmissionSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """relaykit's settings, from the environment (and relaykit.env)."""
+
     mail_config: Path = Path("/etc/postfix")
     config_dir: Path = Path("/tmp/docker-mailserver")
     default_relay_host: str | None = None  # verbatim main.cf relayhost

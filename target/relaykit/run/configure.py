@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaykit import log
-from relaykit.core import dkim, overrides, overview, rewrite
+from relaykit.core import overview, rewrite
 from relaykit.core.plan import build, with_tokens
 from relaykit.core.submission import tls_files
-from relaykit.edges import opendkim, system
+from relaykit.edges import system
 from relaykit.edges.dovecot import layout_for
 from relaykit.edges.postfix import Postfix, PostfixError
 from relaykit.errors import ConfigErrors
@@ -25,18 +25,24 @@ from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan, combine
 from relaykit.model.settings import Settings
-from relaykit.run import oauth2
 from relaykit.run.apply import Changes, apply, apply_dovecot
 from relaykit.stores import open_store
+
+# Features most configurations do not use are imported where they are used, only when
+# they are (start-up time of `relaykit configure`, issue 19): DKIM signing (core/dkim,
+# edges/opendkim), the user's Postfix overrides (core/overrides), OAuth2 tokens
+# (run/oauth2).
 
 
 @dataclass(frozen=True)
 class Prepared:
+    """A configuration read and planned, not applied yet."""
+
     settings: Settings
     plan: Plan
     postfix: Postfix
     store: object  # a stores.protocol.Store
-    dkim: dkim.Files | None = None  # OpenDKIM's files when a domain has a key
+    dkim: object = None  # a core.dkim.Files, OpenDKIM's files, when a domain has a key
 
 
 def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
@@ -56,6 +62,9 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     signing = None
     keys = dmsfiles.signing_keys(settings)
     if keys:  # OpenDKIM signs for port 25's trusted clients (mynetworks) and logged-in users
+        from relaykit.core import dkim
+        from relaykit.edges import opendkim
+
         trusted = tuple(plan.params.get("mynetworks", "").replace(",", " ").split())
         signing = dkim.files(settings.dkim_dir, keys, trusted, opendkim.user())
         plan = combine(plan, dkim.plan(settings.dkim_dir, table_type))
@@ -72,6 +81,8 @@ def with_overrides(settings: Settings, plan: Plan, postfix: Postfix) -> Plan:
     chosen = (*settings.postfix_params, *found)
     if not chosen:
         return plan
+    from relaykit.core import overrides
+
     plan = overrides.apply_to(plan, chosen, postfix.defaults(), postfix.services())
     try:
         verdict = postfix.trial(plan.params, {s.key: s.entry() for s in plan.services}, plan.service_params)
@@ -107,21 +118,30 @@ def apply_prepared(prepared: Prepared, tokens: Mapping | None = None) -> Changes
     if prepared.settings.submission and prepared.settings.submission.enabled:
         dovecot_changed = prepare_submission(prepared)
     if prepared.dkim:  # before Postfix points at its socket
+        from relaykit.edges import opendkim
+
         opendkim.write(prepared.dkim)
     changes = apply(with_tokens(prepared.plan, tokens or {}), prepared.postfix)
     return Changes(changes.tables, changes.params, dovecot_config=dovecot_changed)
 
 
-def configure(environ: Mapping[str, str] = os.environ, keeper: oauth2.TokenKeeper | None = None
-              ) -> tuple[Plan, Changes]:
-    """Apply once. OAuth2 tokens: fetched once here, or by the daemon's `keeper`."""
+def configure(environ: Mapping[str, str] = os.environ, keeper=None) -> tuple[Plan, Changes]:
+    """Apply once. OAuth2 tokens: fetched once here, or by the daemon's `keeper` (a
+    run/oauth2.TokenKeeper)."""
     prepared = prepare(environ)
     for report in prepared.settings.dms_reports:  # once per start, not per live reload
         log.warn(report)
     for report in dmsvars.audit_files(prepared.settings.config_dir):
         log.warn(report)
     prepared.store.prepare()
-    tokens = keeper.sync(prepared.plan.oauth2) if keeper else oauth2.fetch_once(prepared.plan.oauth2)
+    if keeper:
+        tokens = keeper.sync(prepared.plan.oauth2)
+    elif prepared.plan.oauth2:
+        from relaykit.run import oauth2
+
+        tokens = oauth2.fetch_once(prepared.plan.oauth2)
+    else:
+        tokens = {}
     changes = apply_prepared(prepared, tokens)
     log.info(summary(prepared.plan))
     if log.enabled("debug"):  # one line per sender: only worth building when shown

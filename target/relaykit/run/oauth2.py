@@ -57,6 +57,8 @@ class TokenError(RelaykitError):
 
 @dataclass(frozen=True)
 class Token:
+    """An OAuth2 access token and its validity."""
+
     value: Secret
     obtained: float  # time.time()
     expires_at: float
