@@ -74,6 +74,7 @@ LAZY = {
     ("relaykit.run.oauth2", "cryptography"): "only a Microsoft certificate credential",
     ("relaykit.run.oauth2", "oauthlib"): "~100 ms: only to fetch a Google/generic token",
     ("relaykit.run.oauth2", "requests_oauthlib"): "~100 ms: only to fetch a Google/generic token",
+    ("relaykit.run.apply", "shutil"): "only to clear a killed run's scratch copy: shutil imports bz2, lzma",
 }
 
 

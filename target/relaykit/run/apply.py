@@ -17,7 +17,6 @@ from __future__ import annotations
 import grp
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +136,8 @@ def apply(plan: Plan, postfix: Postfix) -> Changes:
 def _apply(plan: Plan, postfix: Postfix) -> Changes:
     directory = postfix.config_dir
     for scratch in directory.glob(".relaykit-edit-*"):  # a killed run's copy (Postfix._edit)
+        import shutil  # only after a killed run: shutil imports bz2 and lzma (~4 ms)
+
         shutil.rmtree(scratch, ignore_errors=True)
     changed_tables = []
     to_compile: dict[str, list[Path]] = {}  # by table type: a table may have a type of its own
