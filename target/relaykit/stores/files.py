@@ -10,7 +10,10 @@ import os
 
 from relaykit.edges.editor import set_line
 from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
-from relaykit.secret import Secret
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the editing commands never load relaykit.secret for them
+    from relaykit.secret import Secret
 
 _FILES = {"relays": RELAYMAP, "recipient relays": RECIPIENT_RELAYMAP, "credentials": SASL_PASSWORD,
           "accounts": ACCOUNTS, "aliases": VIRTUAL, "oauth2": OAUTH2}  # stores/protocol.py's kinds
