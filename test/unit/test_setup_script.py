@@ -43,9 +43,17 @@ def test_the_installed_setup_finds_relaykit_without_site_py(tmp_path):
     assert "site" not in imported(result.stderr)
 
 
-def test_the_installed_setup_keeps_the_environment_and_exit_statuses(tmp_path):
-    """RELAYKIT_CONFIG_DIR is read; errors keep their messages and statuses."""
+def test_the_installed_setup_keeps_the_environment_output_and_exit_statuses(tmp_path):
+    """RELAYKIT_CONFIG_DIR is read; what went to a pipe (block-buffered stdout) arrives
+    although the script leaves with os._exit; errors keep their messages and statuses."""
     env = {"RELAYKIT_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(SCRIPT), "relay", "add-domain", "x.example", "smtp.relay.test"],
+                          capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stdout) == (0, "@x.example now relays through [smtp.relay.test]:25\n")
+    helped = subprocess.run([str(SCRIPT), "help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: setup <command>")
+    assert helped.stdout.endswith("for details.\n")
+    (tmp_path / "postfix-relaymap.cf").unlink()
     bad = subprocess.run([str(SCRIPT), "relay", "add-domain", "x.example", "smtp.relay.test", "99999"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and "99999" in bad.stderr
