@@ -23,8 +23,11 @@ def relaymap(n: int) -> str:
 
 def import_profile(*args: str, env: dict | None = None) -> tuple[float, list[tuple[str, int]]]:
     """(total import seconds, the five costliest top-level imports in µs) of `setup <args>`,
-    from `python -X importtime` (each top-level line's cumulative time, summed)."""
-    result = run([sys.executable, "-X", "importtime", str(BIN / "setup"), *args], env=env)
+    from `python -X importtime` (each top-level line's cumulative time, summed), with the
+    interpreter options of the script's first line (install.sh's -S) as the kernel runs it."""
+    script = BIN / "setup"
+    options = script.read_text().split("\n", 1)[0].split()[1:]
+    result = run([sys.executable, *options, "-X", "importtime", str(script), *args], env=env)
     total, top = 0, []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:"):

@@ -228,6 +228,20 @@ def test_one_off_commands_run_instead_of_the_server(docker, command, expect):
     docker.containers.pop()  # --rm removed it
 
 
+def test_setup_starts_without_site_py_and_finds_relaykit_in_the_venv(docker):
+    """install.sh's `#!/opt/relaykit/bin/python -S`: the script adds the venv's
+    site-packages itself (target/bin/setup); site.py is not imported at all."""
+    result = docker.run("--network", "none", "--rm", "-e", "PYTHONPROFILEIMPORTTIME=1", detach=False,
+                        command=("sh", "-c", "head -n 1 /opt/relaykit/bin/setup && setup relay help"))
+    docker.containers.pop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("#!/opt/relaykit/bin/python") and result.stdout.split("\n", 1)[0].endswith(" -S")
+    assert "add-domain" in result.stdout
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "relaykit.cli.setup" in imported and "site" not in imported
+
+
 def test_the_image_has_every_map_type_sasl_mechanism_and_dovecot_driver_relaykit_uses(docker):
     result = docker.run("--network", "none", "--rm", detach=False, command=(
         "sh", "-c", "postconf -m; ls /usr/lib/x86_64-linux-gnu/sasl2 /usr/lib/*/sasl2 2>/dev/null; "

@@ -48,6 +48,7 @@ LAZY = {
     ("relaykit.inputs.validate", "ipaddress"): "only IP literals pay for it (~3 ms)",
     ("relaykit.inputs.validate", "idna"): "~30 ms: only a domain name that is not ASCII",
     ("relaykit.cli.commands.relay", "getpass"): "only a password prompt on a terminal",
+    ("relaykit.cli.commands.relay", "relaykit.secret"): "only add-auth wraps a password (add-domain never)",
     ("relaykit.cli.dispatch", "difflib"): "only a mistyped command's suggestion",
     ("relaykit.cli.ui", "rich"): "~30 ms: only styled terminal output",
     ("relaykit.cli.commands.relay_view", "rich"): "only the table of `setup relay list` (not --json)",

@@ -10,7 +10,10 @@ import os
 
 from relaykit.edges.editor import set_line
 from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
-from relaykit.secret import Secret
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the editing commands never load relaykit.secret for them
+    from relaykit.secret import Secret
 
 # The last plan and what the next is patched from after an edit (core/replan.py): live
 # reload plans an edit of a 100k-line relaymap in proportion to the edit.

@@ -12,7 +12,6 @@ import sys
 from relaykit.cli import ui
 from relaykit.inputs import validate
 from relaykit.errors import UsageError
-from relaykit.secret import Secret
 from relaykit.stores import open_store
 
 
@@ -56,6 +55,8 @@ def add_auth(args: list[str]) -> int:
     sender = validate.nexthop(key, "relay") if key.startswith("[") else validate.route_key(key, "domain")
     user = validate.username(args[1])
     password = args[2] if len(args) > 2 else read_password(f"Password for {user} ({sender}): ")
+    from relaykit.secret import Secret  # lazy: add-domain, the hot path, never handles one
+
     open_store().set_credential(sender, user, Secret(validate.password(password.rstrip("\r"))))
     ui.ok(f"{sender} authenticates as {user}")
     return 0

@@ -1,0 +1,106 @@
+"""The installed `setup` script starts without site.py (target/install.sh writes
+`#!<venv>/bin/python -S`) and finds relaykit itself: in a venv's site-packages (the image),
+through an editable install's .pth file (the dev venv), or else by running site.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import relaykit
+
+SCRIPT = Path(sys.executable).parent / "setup"
+SOURCE = Path(__file__).resolve().parents[2] / "target" / "bin" / "setup"
+TREE = Path(relaykit.__file__).resolve().parents[1]  # the directory holding relaykit/
+
+
+def imported(stderr: str) -> set[str]:
+    return {line.rpartition("|")[2].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def run_without_site(python: str, script: Path, config: Path) -> subprocess.CompletedProcess:
+    """`python -S script relay add-domain ...`, as the kernel runs the shebang, from a clean
+    environment (no PYTHONPATH: the script alone must find relaykit)."""
+    return subprocess.run([python, "-S", "-X", "importtime", str(script), "relay", "add-domain", "x.example",
+                           "smtp.relay.test", "587"], capture_output=True, text=True,
+                          env={"RELAYKIT_CONFIG_DIR": str(config), "PATH": "/usr/bin:/bin"})
+
+
+def test_install_sh_gives_the_installed_setup_a_site_free_shebang():
+    """Fails in a venv not installed by target/install.sh (make install), whose plain
+    pip install leaves the interpreter alone on the first line."""
+    first = SCRIPT.read_text().split("\n", 1)[0]
+    assert first.startswith(f"#!{Path(sys.executable).parent}/python") and first.endswith(" -S"), first
+
+
+def test_the_installed_setup_finds_relaykit_without_site_py(tmp_path):
+    """This venv (editable or not): the fast path, not the site.py fallback."""
+    result = run_without_site(sys.executable, SCRIPT, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
+    assert "site" not in imported(result.stderr)
+
+
+def test_the_installed_setup_keeps_the_environment_output_and_exit_statuses(tmp_path):
+    """RELAYKIT_CONFIG_DIR is read; what went to a pipe (block-buffered stdout) arrives
+    although the script leaves with os._exit; errors keep their messages and statuses."""
+    env = {"RELAYKIT_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(SCRIPT), "relay", "add-domain", "x.example", "smtp.relay.test"],
+                          capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stdout) == (0, "@x.example now relays through [smtp.relay.test]:25\n")
+    helped = subprocess.run([str(SCRIPT), "help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: setup <command>")
+    assert helped.stdout.endswith("for details.\n")
+    (tmp_path / "postfix-relaymap.cf").unlink()
+    bad = subprocess.run([str(SCRIPT), "relay", "add-domain", "x.example", "smtp.relay.test", "99999"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "99999" in bad.stderr
+    unknown = subprocess.run([str(SCRIPT), "relay", "frobnicate"], capture_output=True, text=True, env=env)
+    assert unknown.returncode == 2 and "frobnicate" in unknown.stderr
+    assert not (tmp_path / "postfix-relaymap.cf").exists()
+
+
+def make_venv(path: Path) -> Path:
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(path)
+    return next((path / "lib").glob("python3*/site-packages"))
+
+
+def test_a_site_packages_install_runs_without_site_py(tmp_path):
+    """The image: relaykit in the venv's site-packages, no .pth file."""
+    site_packages = make_venv(tmp_path / "venv")
+    (site_packages / "relaykit").symlink_to(TREE / "relaykit")
+    result = run_without_site(str(tmp_path / "venv" / "bin" / "python"), SOURCE, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
+    assert "site" not in imported(result.stderr)
+
+
+def test_an_editable_install_runs_without_site_py(tmp_path):
+    """The dev venv: pip install -e writes a .pth file naming the source tree."""
+    site_packages = make_venv(tmp_path / "venv")
+    (site_packages / "__editable__.relaykit-0.1.0.pth").write_text(f"{TREE}\n")
+    result = run_without_site(str(tmp_path / "venv" / "bin" / "python"), SOURCE, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
+    assert "site" not in imported(result.stderr)
+
+
+def test_relaykit_found_only_by_site_py_falls_back_to_it(tmp_path):
+    """A .pth file that is not one plain directory (here setuptools' finder style, an
+    import line): site.py runs, and the command works as without -S."""
+    site_packages = make_venv(tmp_path / "venv")
+    (site_packages / "__editable__.relaykit-0.1.0.pth").write_text(
+        f"import sys; sys.path.append({str(TREE)!r})\n")
+    result = run_without_site(str(tmp_path / "venv" / "bin" / "python"), SOURCE, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
+    assert "site" in imported(result.stderr)
+
+
+def test_without_relaykit_anywhere_the_error_is_python_s_own(tmp_path):
+    make_venv(tmp_path / "venv")
+    result = run_without_site(str(tmp_path / "venv" / "bin" / "python"), SOURCE, tmp_path)
+    assert result.returncode == 1
+    assert "ModuleNotFoundError: No module named 'relaykit'" in result.stderr
