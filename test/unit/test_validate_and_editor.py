@@ -117,6 +117,21 @@ def test_set_line_writes_the_same_bytes_keeps_the_mode_and_reports_no_change(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == [".postfix-relaymap.cf.lock", "postfix-relaymap.cf"]
 
 
+def test_a_new_key_is_appended_in_place_and_a_changed_one_replaces_the_file(tmp_path):
+    """A new key is one write at the end of the same file (no copy of a 100k-line file);
+    a replaced or removed line makes a new file, renamed over the old one."""
+    import os
+
+    path = tmp_path / "postfix-relaymap.cf"
+    path.write_bytes(b"@a.test [r.test]:587\n@b.test [r.test]:587")  # no final newline
+    inode = os.stat(path).st_ino
+    assert set_line(path, "@new.test", "@new.test [n.test]:25") is True
+    assert path.read_bytes() == b"@a.test [r.test]:587\n@b.test [r.test]:587\n@new.test [n.test]:25\n"
+    assert os.stat(path).st_ino == inode
+    assert set_line(path, "@a.test", "@a.test [n.test]:25") is True
+    assert path.read_bytes().startswith(b"@a.test [n.test]:25\n") and os.stat(path).st_ino != inode
+
+
 # -- internationalized domain names: IDNA 2008 with UTS #46 (not Python's IDNA 2003 codec)
 
 @pytest.mark.parametrize("value, expected", [
