@@ -234,3 +234,15 @@ def test_unsetting_override_hostname_gives_back_a_hostname_set_by_hand(env):
     assert env.postfix.explicit("myhostname") == "mail.example.com"
     env.configure()
     assert env.postfix.explicit("myhostname") == "relaykit.test"
+
+
+def test_configure_leaves_without_teardown_and_its_piped_output_arrives_whole(env):
+    """`relaykit configure` ends with os._exit once its output is flushed (cli/main._leave):
+    the summary line and every warning still reach a pipe, and the exit status is 0."""
+    env.write("postfix-relaymap.cf", "".join(f"@d{n}.test [relay{n % 2}.test]:587\n" for n in range(2000)))
+    env.write("postfix-sasl-password.cf", "@nowhere.test u:p\n")  # a warning: its domain has no route
+    result = env.configure(LOG_LEVEL="debug")
+    lines = result.stderr.splitlines()
+    assert any("1000 sender(s)" in line for line in lines), result.stderr[-2000:]
+    assert sum(" -> [relay" in line for line in lines) == 2000  # the debug line of every sender
+    assert result.stderr.endswith("\n")

@@ -76,6 +76,8 @@ LAZY = {
     ("relaykit.run.oauth2", "oauthlib"): "~100 ms: only to fetch a Google/generic token",
     ("relaykit.run.oauth2", "requests_oauthlib"): "~100 ms: only to fetch a Google/generic token",
     ("relaykit.run.apply", "shutil"): "only to clear a killed run's scratch copy: shutil imports bz2, lzma",
+    ("relaykit.cli.main", "atexit"): "only as `relaykit configure` leaves (_leave)",
+    ("relaykit.cli.main", "threading"): "only as `relaykit configure` leaves (_leave): loaded by then anyway",
 }
 
 

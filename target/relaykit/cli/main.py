@@ -46,7 +46,28 @@ def configure(args: list[str]) -> int:
     gc.disable()  # a one-shot process that makes no garbage cycles: see relaykit/gcpause.py
 
     run_configure()
+    _leave(0)
     return 0
+
+
+def _leave(status: int) -> None:
+    """End `relaykit configure` without the interpreter's teardown, which frees every
+    object one by one: ~90 ms after planning 100k routes, a seventh of the command. What
+    an exit must still do is done: the atexit callbacks, then stdout and stderr flushed.
+    Only when no other thread runs (a non-daemon thread would be waited for); otherwise,
+    and when flushing fails (a closed pipe), the normal exit reports it as always."""
+    import atexit
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        return
+    os._exit(status)
 
 
 def _json_error(message: str) -> None:
