@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import replace
-from itertools import filterfalse
+from functools import partial
+from itertools import filterfalse, repeat
 from operator import itemgetter
 from pathlib import Path
 
@@ -139,15 +140,17 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
     routes = list(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
+    wildcards = routetables.has_wildcard(explicit)
     default, defaults, managed = settings.relay_nexthop, [], None
     if default:
         origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
         managed = _managed_domains(files)
-        defaults = [
-            Route(f"@{domain}", hops, origin)
-            for domain in sorted(managed)
-            if f"@{domain}" not in explicit and not routetables.under_wildcard(domain, explicit)
-        ]
+        # Every managed domain without a rule of its own (nor a wildcard over it), by C
+        # loops: 100k managed domains (Route is a tuple: tuple.__new__ makes one).
+        keys = filterfalse(explicit.__contains__, map("@".__add__, sorted(managed)))
+        if wildcards:
+            keys = (key for key in keys if not routetables.under_wildcard(key[1:], explicit))
+        defaults = list(map(partial(tuple.__new__, Route), zip(keys, repeat(hops), repeat(origin))))
         routes += defaults
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
@@ -172,7 +175,6 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
     oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
-    wildcards = routetables.has_wildcard(explicit)
     tables = (
         Table(RELAYHOST_MAP, routetables.exact_lines(  # the wildcards go to routetables' pcre tables
             zip(map(itemgetter(0), routes), map({nexthops: ",".join(nexthops) for nexthops in lists}.__getitem__,
