@@ -30,7 +30,7 @@ test-slow: install
 
 # Benchmarks (README.md, "Benchmarks"): prints a table, writes bench/results.md and results.png.
 $(VENV)/.bench-installed: $(VENV)/.installed setup.py
-	$(VENV)/bin/pip install -q -e ".[bench]"
+	PREFIX=$(VENV) EDITABLE=1 EXTRAS=bench sh target/install.sh  # pip alone would drop setup's -S
 	touch $@
 
 bench: install $(VENV)/.bench-installed

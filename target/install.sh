@@ -6,6 +6,7 @@
 #   PYTHON   the interpreter to build it with (default python3)
 #   SRC      the project to install (default: the directory above this script)
 #   EDITABLE=1  install in development mode (pip -e), for a working tree
+#   EXTRAS   optional dependencies to install too (setup.py extras_require, e.g. bench)
 #   PRUNE=1     the image: afterwards remove what only installing needs (pip, setuptools,
 #               python3-venv, apt's caches and lists), all in the same layer
 set -eu
@@ -56,10 +57,11 @@ rm -f /tmp/librelaykit_xoauth2.so
 # The Python package and its console scripts (relaykit, setup).
 [ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
 "$PREFIX/bin/pip" install -q --upgrade pip
+target="$SRC${EXTRAS:+[$EXTRAS]}"
 if [ "${EDITABLE:-0}" = 1 ]; then
-  "$PREFIX/bin/pip" install -q -e "$SRC"
+  "$PREFIX/bin/pip" install -q -e "$target"
 else
-  "$PREFIX/bin/pip" install -q "$SRC"
+  "$PREFIX/bin/pip" install -q "$target"
 fi
 # `setup` starts without site.py: `#!$PREFIX/bin/python -S` (pip writes the interpreter
 # alone). The script adds the venv's site-packages itself, or runs site.py when relaykit
