@@ -9,6 +9,8 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 import relaykit
 
 SCRIPT = Path(sys.executable).parent / "setup"
@@ -67,20 +69,15 @@ def make_venv(path: Path) -> Path:
     return next((path / "lib").glob("python3*/site-packages"))
 
 
-def test_a_site_packages_install_runs_without_site_py(tmp_path):
-    """The image: relaykit in the venv's site-packages, no .pth file."""
+@pytest.mark.parametrize("install", ["site-packages", "editable"])
+def test_an_install_runs_without_site_py(tmp_path, install):
+    """site-packages: the image, relaykit in the venv's site-packages, no .pth file.
+    editable: the dev venv, where pip install -e writes a .pth file naming the source tree."""
     site_packages = make_venv(tmp_path / "venv")
-    (site_packages / "relaykit").symlink_to(TREE / "relaykit")
-    result = run_without_site(str(tmp_path / "venv" / "bin" / "python"), SOURCE, tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
-    assert "site" not in imported(result.stderr)
-
-
-def test_an_editable_install_runs_without_site_py(tmp_path):
-    """The dev venv: pip install -e writes a .pth file naming the source tree."""
-    site_packages = make_venv(tmp_path / "venv")
-    (site_packages / "__editable__.relaykit-0.1.0.pth").write_text(f"{TREE}\n")
+    if install == "site-packages":
+        (site_packages / "relaykit").symlink_to(TREE / "relaykit")
+    else:
+        (site_packages / "__editable__.relaykit-0.1.0.pth").write_text(f"{TREE}\n")
     result = run_without_site(str(tmp_path / "venv" / "bin" / "python"), SOURCE, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
