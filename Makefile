@@ -7,8 +7,8 @@ NETNS  := test/netns.sh
 
 # Debian packages + the virtualenv with the project (editable) and its test tools.
 $(VENV)/.installed: setup.py target/install.sh
-	PREFIX=$(VENV) EDITABLE=1 sh target/install.sh
-	sh test/install-test-deps.sh $(VENV)
+	sh test/install-test-deps.sh
+	PREFIX=$(VENV) EDITABLE=1 EXTRAS=test sh target/install.sh  # last: pip alone would drop setup's -S
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,7 +1,7 @@
 #!/bin/sh
-# What the tests need beyond the image: swaks, a PostgreSQL server, zsh (completion test), Python test tools.
+# What the tests need beyond the image: swaks, a PostgreSQL server, zsh (completion
+# test). The Python test tools are setup.py's `test` extras (Makefile: install.sh EXTRAS=test).
 set -eu
-VENV=$1
 export DEBIAN_FRONTEND=noninteractive
 missing=""
 for p in swaks postgresql postgresql-client zsh; do
@@ -13,4 +13,3 @@ if [ -n "$missing" ]; then
 fi
 # The Debian package would start a cluster; tests start their own on a private socket.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postgresql >/dev/null 2>&1 || true; fi
-"$VENV/bin/pip" install -q -e ".[test]"
