@@ -54,7 +54,9 @@ def test_a_plain_file_is_read_in_bulk_and_anything_else_line_by_line(tmp_path):
     plain = "".join(f"@d{i}.example\t[relay{i % 3}.test]:587\n" for i in range(1000))
     assert dmsfiles._plain_relaymap(plain, "f", ()) is not None
     for other in ("# header\n" + plain, plain + "@Upper.example [r.test]:587\n", plain + "@.wild.example [r.test]:587\n",
-                  plain + "@bad.example [r.test]:0\n"):
+                  plain + "@bad.example [r.test]:0\n",
+                  # two fields a line on average, but not on each line
+                  plain + "@a.example [r.test]:587 @b.example\n[r.test]:587\n", plain + " @a.example [r.test]:587\n"):
         assert dmsfiles._plain_relaymap(other, "f", ()) is None
     path = tmp_path / "postfix-relaymap.cf"
     path.write_text(plain + "@d0.example [other.test]:587\n@bad.example [r.test]:0\n")
@@ -143,3 +145,45 @@ def test_a_file_read_again_after_several_edits_gives_what_reading_it_whole_does(
         remembered = dmsfiles._LAST_RELAYMAP
         assert again == _read_whole(path)
         dmsfiles._LAST_RELAYMAP = remembered  # as if _read_whole had not read it
+
+
+# postfix-accounts.cf: the same promise for its bulk reader (dmsfiles._plain_accounts).
+LOCALS = st.sampled_from(["user", "a.b", "x+tag", "", "us er", "a#b", "a@b", "Ü", "a|b", "{x}"])
+DOMAINS = st.one_of(st.builds(".".join, st.lists(LABELS, min_size=1, max_size=4)),
+                    st.sampled_from(["d.example.", "1.2.3.4", "1234.5.6.7", "@d.example", "D.Example"]))
+HASHES = st.sampled_from(["{SHA512-CRYPT}$6$salt$hash", "", "{PLAIN}p@ss", "{PLAIN}a|b", "h#x", "{X}a b", "\x01"])
+ACCOUNT_LINES = st.builds(lambda local, domain, bar, hash_, tail: f"{local}@{domain}{bar}{hash_}{tail}", LOCALS, DOMAINS,
+                          st.sampled_from(["|", "|", "", "||"]), HASHES, st.sampled_from(["", "", " ", "\t", "\r"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(ACCOUNT_LINES, ACCOUNT_LINES, ACCOUNT_LINES, OTHER_LINES), min_size=1, max_size=6),
+       st.booleans())
+def test_the_bulk_accounts_reader_reads_exactly_what_the_line_reader_reads_or_declines(tmp_path_factory, lines,
+                                                                                     newline):
+    text = "\n".join(lines) + ("\n" if newline else "")
+    path = Path(tmp_path_factory.mktemp("accounts")) / "postfix-accounts.cf"
+    path.write_text(text, encoding="utf-8")
+    bulk = dmsfiles._plain_accounts(text, str(path))
+    if bulk is None:
+        return
+    try:
+        by_line = dmsfiles._collect(path, dmsfiles.parse_account_row, (), text)
+    except RelaykitError as exc:
+        raise AssertionError(f"the bulk reader accepted what the line reader refuses: {text!r}: {exc}") from None
+    assert bulk == by_line
+
+
+def test_plain_accounts_are_read_in_bulk_and_anything_else_line_by_line(tmp_path):
+    plain = "".join(f"user{i}@d{i % 7}.example|{{SHA512-CRYPT}}$6$s$h{i}\n" for i in range(1000))
+    assert len(dmsfiles._plain_accounts(plain, "f")) == 1000
+    for other in ("# header\n" + plain, plain + "a@Upper.example|{X}h\n", plain + "\n", plain + "a@1.2.3.4|{X}h\n",
+                  plain + "nobar@d.example\n"):
+        assert dmsfiles._plain_accounts(other, "f") is None
+    (tmp_path / "postfix-accounts.cf").write_text(plain + "a@b..example|{X}h\n")
+    try:
+        dmsfiles.load_accounts(tmp_path)
+    except RelaykitError as exc:
+        assert f"{tmp_path / 'postfix-accounts.cf'}:1001" in str(exc)
+    else:
+        raise AssertionError("a bad domain in a 1000-line file was accepted")

@@ -77,12 +77,40 @@ class Postfix:
         """What `postconf *args` prints, run again only when main.cf or master.cf changed
         since (inode, size, mtime, ctime: any write or rename changes the ctime): the live
         reload of a 100k-domain config must not spend ~10 ms a call re-reading them."""
-        stamp = tuple(_stamp(self.config_dir / name) for name in ("main.cf", "master.cf"))
+        stamp = self._stamp()
         key = (str(self.config_dir), args)
         cached = _READS.get(key)
         if cached is None or cached[0] != stamp:
-            cached = _READS[key] = (stamp, self._run("postconf", *args))
+            cached = _READS[key] = (stamp, self._prefetched(key, stamp) or self._run("postconf", *args))
         return cached[1]
+
+    def prefetch(self, *reads: tuple[str, ...]) -> None:
+        """Start these postconf reads (argument tuples of _postconf_read) in the background:
+        configure reads and plans meanwhile, and each read it then makes is ready instead
+        of ~10 ms of waiting."""
+        stamp = self._stamp()
+        for args in reads:
+            key = (str(self.config_dir), args)
+            cached = _READS.get(key)
+            if (cached is None or cached[0] != stamp) and key not in _PENDING:
+                _PENDING[key] = (stamp, self._start("postconf", *args))
+
+    def _prefetched(self, key: tuple, stamp: tuple) -> str | None:
+        """A prefetched read's output, if it was started with main.cf and master.cf as they
+        are now (a file changed since: None, and it is read again)."""
+        started = _PENDING.pop(key, None)
+        if started is None:
+            return None
+        try:
+            output = self._finish("postconf", started[1])
+        except PostfixError:
+            if started[0] == stamp:
+                raise
+            return None
+        return output if started[0] == stamp else None
+
+    def _stamp(self) -> tuple:
+        return tuple(_stamp(self.config_dir / name) for name in ("main.cf", "master.cf"))
 
     # main.cf
     def explicit_params(self) -> dict[str, str]:
@@ -272,6 +300,7 @@ class Postfix:
 
 
 _READS: dict[tuple[str, tuple[str, ...]], tuple[tuple, str]] = {}  # see Postfix._postconf_read
+_PENDING: dict[tuple[str, tuple[str, ...]], tuple[tuple, subprocess.Popen]] = {}  # see Postfix.prefetch
 
 
 def _stamp(path: Path) -> tuple[int, ...] | None:

@@ -190,14 +190,14 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
     state = _read_state(directory)
     previous = state["params"]
     to_set, stale, replaced = _diff(plan.params, postfix.explicit_params(), previous, state["replaced"])
-    postfix.edit_params(to_set, stale)
-
     # master.cf: the same rule, by service: add what is planned, remove what relaykit
     # added before and no longer plans (a service an administrator wrote is never touched).
+    # Read before main.cf changes: a read is reused only while neither file has changed.
     planned = {s.key: s.entry() for s in plan.services}
     services = postfix.services() if planned or state["services"] else {}
     service_set = {k: e for k, e in planned.items() if services.get(k) != e}
     service_stale = [k for k in state["services"] if k not in planned and k in services]
+    postfix.edit_params(to_set, stale)
     postfix.edit_services(service_set, service_stale)
 
     # other services' parameters (postfix-master.cf overrides), after their services exist
