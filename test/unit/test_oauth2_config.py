@@ -143,7 +143,7 @@ def test_tokens_are_renewed_five_minutes_ahead_or_a_third_of_a_short_lifetime():
 
 
 def test_a_limit_on_an_oauth2_relay_is_refused_not_dropped(tmp_path):
-    from dataclasses import replace
+    from relaykit.record import replace
 
     from relaykit.model.entries import RelayLimit
 

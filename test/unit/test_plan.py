@@ -120,7 +120,7 @@ def test_summary_of_a_plan_without_decisions_is_the_same(creds, expected):
     """The PostgreSQL store's plan carries no decisions: summary() decides them itself, and
     says what it says of the file store's plan (explicit routes, an opt-out, RELAY_HOST's
     managed domains, credentials by sender and by relay)."""
-    from dataclasses import replace
+    from relaykit.record import replace
 
     from relaykit.core.overview import summary
 

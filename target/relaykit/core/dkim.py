@@ -15,18 +15,18 @@ milter_default_action = accept: if OpenDKIM is down, mail still flows (unsigned)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from relaykit.model.entries import DkimKey
 from relaykit.model.plan import Plan
+from relaykit.record import record
 
 SOCKET = "run/opendkim.sock"  # run/: the daemon's own (it makes the socket after dropping root)
 CONFIG = "opendkim.conf"
 LOOPBACK = ("127.0.0.1", "::1")
 
 
-@dataclass(frozen=True)
+@record
 class Files:
     """What edges/opendkim.py writes into the DKIM directory."""
 

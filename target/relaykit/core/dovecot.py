@@ -11,14 +11,14 @@ node's read-only role): every login is one query.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from relaykit.errors import ConfigError, ConfigErrors
 from relaykit.model.entries import Account
+from relaykit.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Passdb:
     """What Dovecot checks passwords against: the accounts (a passwd-file), or the
     database (its connection settings, core/pgsql.connection()). `summary` for the log."""
@@ -28,7 +28,7 @@ class Passdb:
     summary: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Layout:
     """Where Dovecot's generated files and Postfix's auth socket are."""
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 
 from relaykit.errors import ConfigError, ConfigErrors
 from relaykit.model.entries import Override
 from relaykit.model.plan import Plan, Service, combine
+from relaykit.record import replace
 
 _ROUTES = "routes are relaykit's: postfix-relaymap.cf, RELAY_HOST, `setup relay add-domain`"
 _CREDENTIALS = "relay credentials are relaykit's: postfix-sasl-password.cf, RELAY_USER/RELAY_PASSWORD"

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import chain
-from dataclasses import dataclass
 from operator import attrgetter
 
 from relaykit.core.routing import Router
 from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan
+from relaykit.record import record
 
 # The row for mail whose sender has no entry of its own (it goes to `relayhost`).
 OTHER_SENDERS = "*"
 
 
-@dataclass(frozen=True)
+@record
 class Row:
     """One line of `setup relay list`: a sender, its relays, and the rule and login."""
 

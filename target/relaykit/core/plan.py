@@ -25,7 +25,6 @@ greps the map file once per domain).
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import replace
 from functools import partial
 from itertools import filterfalse, repeat
 from operator import itemgetter
@@ -39,6 +38,7 @@ from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import (OAUTH2_KEYS, RELAYHOST_MAP, SASL_OAUTH2, SASL_PASSWD, TLS_POLICY, Login, Plan,
                                  Route, Table)
 from relaykit.model.settings import Settings
+from relaykit.record import replace
 
 
 def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[dict[str, RelayRule], list[RelaykitError]]:

@@ -17,7 +17,6 @@ patched plan against build()'s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from operator import indexOf, itemgetter
 
 from relaykit.core.plan import Built, build_indexed
@@ -25,13 +24,14 @@ from relaykit.core.routetables import SENDER_TRANSPORT
 from relaykit.model.entries import ConfigFiles, RelayRule
 from relaykit.model.plan import RELAYHOST_MAP, Plan, Table
 from relaykit.model.settings import Settings
+from relaykit.record import record, replace
 
 # Every input but the relaymap: one of them changed, and the plan is built whole.
 _OTHER_INPUTS = ("credentials", "accounts", "aliases", "relaymap_exists", "sasl_exists", "recipient_rules",
                  "oauth2", "relay_limits")
 
 
-@dataclass(frozen=True)
+@record
 class Basis:
     """The last plan, its inputs, and what an edit is checked and spliced against."""
 

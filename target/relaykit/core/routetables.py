@@ -47,13 +47,13 @@ whose first next hop it is go through them. Their TLS mode is the relay's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from pathlib import Path
 
 from relaykit.model.entries import RelayLimit
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import OAUTH2_KEYS, SASL_OAUTH2, Route, Service, Table
+from relaykit.record import field, record, replace
 
 SMTPS = "relaykit_smtps"  # wrappermode client, credentials by sender then relay (like `smtp`)
 RELAY = "relaykit_relay"  # credentials by relay only: the sender's would belong to another rule
@@ -73,7 +73,7 @@ RECIPIENT_TRANSPORT = "recipient_transport"
 TABLES = (RELAYHOST_WILDCARDS, SASL_WILDCARDS, SENDER_TRANSPORT, SENDER_TRANSPORT_WILDCARDS, RECIPIENT_TRANSPORT)
 
 
-@dataclass(frozen=True)
+@record
 class Extra:
     """What routing beyond DMS adds to the plan."""
 

@@ -31,7 +31,6 @@ A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 
@@ -40,9 +39,10 @@ from relaykit.core.routetables import (DIRECT, client_transport, has_wildcard, l
 from relaykit.model.entries import Origin, RelayLimit
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import Login, Plan, Route
+from relaykit.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Resolution:
     """How mail from `sender` (to `recipient`) leaves: next hops, login, TLS, transport."""
 
@@ -81,7 +81,7 @@ def key_chain(key: str) -> tuple[str, ...]:
     return _sender_keys(key)
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     """What Postfix does with mail whose sender chain is `keys` (recipient rules aside).
     Not which rule decided it (Router.found says): one Decision serves every sender key

@@ -8,18 +8,17 @@ stores/postgres.py from its tables); the planners (core/) read nothing else.
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass, field
 
 from relaykit.model.nexthop import NextHop
+from relaykit.record import field, record
 from relaykit.secret import Secret
 
 
-# Records are named tuples where nothing needs a dataclass (core/ and the tests call
-# dataclasses.replace on Credential, RelayLimit, ConfigFiles): creating a frozen dataclass
-# runs ~6 exec()s, ~0.2-0.6 ms a class at `relaykit configure`'s start-up, a named tuple
-# one. From collections, not typing.NamedTuple: importing typing alone costs ~5 ms there,
-# and nothing else needs it. Those that stay dataclasses have a docstring: for a class
-# without one, dataclass() writes one from inspect.signature(), another ~0.2 ms.
+# Records are named tuples where nothing needs a record (relaykit/record.py: core/ and
+# the tests call replace() on Credential, RelayLimit, ConfigFiles): creating a record
+# class compiles its __init__, __eq__ and __hash__, a named tuple's is cheaper. From
+# collections, not typing.NamedTuple: importing typing alone costs ~5 ms at `relaykit
+# configure`'s start-up, and nothing else needs it.
 class Origin(namedtuple("Origin", ("path", "line"), defaults=(0,))):
     """Where an entry came from: a file and line, or the name of an environment variable.
     A named tuple, not a dataclass: configure makes one per line of 100k-line files.
@@ -53,7 +52,7 @@ class RelayRule(namedtuple("RelayRule", ("sender", "nexthops", "origin"))):
         return bool(self.nexthops) and self.nexthops[0].implicit_tls
 
 
-@dataclass(frozen=True)
+@record
 class RelayLimit:
     """A postfix-relay-limits.cf line: how fast and how wide Postfix may send to one relay.
 
@@ -98,7 +97,7 @@ class DkimKey(namedtuple("DkimKey", ("domain", "selector", "path"))):
         return f"{self.selector}._domainkey.{self.domain}"
 
 
-@dataclass(frozen=True)
+@record
 class Credential:
     """A sasl_passwd entry: `key` is `@domain` (an address, `@.domain`) or a relay next hop."""
 
@@ -108,7 +107,7 @@ class Credential:
     origin: Origin
 
 
-@dataclass(frozen=True)
+@record
 class OAuth2Credential:
     """A postfix-oauth2.cf entry: log in to the relay with XOAUTH2 as `user`, with access
     tokens relaykit gets from the provider's token endpoint (run/oauth2.py).
@@ -156,7 +155,7 @@ class Alias(namedtuple("Alias", ("address", "targets", "origin"))):
         return self.address.rpartition("@")[2]
 
 
-@dataclass(frozen=True)
+@record
 class ConfigFiles:
     """Everything a store holds, validated (for the database store, as if it were files)."""
 

@@ -8,10 +8,10 @@ Routes and logins say who goes where as whom, with the rule that decided it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from relaykit.model.entries import OAuth2Credential, Origin, Override, RelayLimit, RelayRule
 from relaykit.model.nexthop import NextHop
+from relaykit.record import field, record
 
 # The tables of the DMS contract (CONTRACT.md), in MAIL_CONFIG.
 RELAYHOST_MAP = "relayhost_map"
@@ -25,7 +25,7 @@ SASL_OAUTH2 = "sasl_passwd_oauth2"
 OAUTH2_KEYS = "sasl_passwd_oauth2_keys"
 
 
-@dataclass(frozen=True)
+@record
 class Table:
     """A lookup table file in MAIL_CONFIG: `key value` lines."""
 
@@ -40,7 +40,7 @@ class Table:
         return "\n".join(self.lines) + "\n" if self.lines else ""
 
 
-@dataclass(frozen=True)
+@record
 class Service:
     """A master.cf service relaykit adds, e.g. an implicit-TLS SMTP client transport.
 
@@ -74,7 +74,7 @@ class Service:
 Route = RelayRule
 
 
-@dataclass(frozen=True)
+@record
 class Login:
     """Credentials Postfix presents, without the password: `key` is @domain or a next hop."""
 
@@ -84,7 +84,7 @@ class Login:
     oauth2: str | None = None  # the provider when it logs in with XOAUTH2 and tokens
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """Everything Postfix should end up with (see the module's docstring)."""
 

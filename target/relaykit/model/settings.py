@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from relaykit.model.entries import Override
 from relaykit.model.nexthop import NextHop, tls_level
+from relaykit.record import record
 from relaykit.secret import Secret
 
 TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "texthash")
@@ -15,7 +15,7 @@ LOG_FORMATS = ("text", "json")
 DOCKER_MODES = ("none", "container", "host", "network", "connected-networks")
 
 
-@dataclass(frozen=True)
+@record
 class SubmissionSettings:
     """Ports 587/465 for mail clients, and the networks trusted without a login."""
 
@@ -35,7 +35,7 @@ class SubmissionSettings:
         return self.enabled or bool(self.permit_networks) or self.permit_docker != "none"
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """relaykit's settings, from the environment (and relaykit.env)."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import grp
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from relaykit.core import routetables, tabledelta
@@ -26,11 +25,12 @@ from relaykit.edges import dovecot
 from relaykit.edges.editor import Locked, replace_if_changed, write_atomic
 from relaykit.edges.postfix import INDEXED_SUFFIX, UPDATABLE_TYPES, Postfix
 from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
+from relaykit.record import record
 
 STATE_FILE = "relaykit.state"
 
 
-@dataclass(frozen=True)
+@record
 class Changes:
     """What an apply changed: Postfix's tables (file names) and main.cf/master.cf entries,
     and whether Dovecot's config changed (Dovecot then needs a reload, Postfix does not)."""

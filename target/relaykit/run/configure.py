@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from relaykit import log
 from relaykit.core import overview, rewrite
@@ -25,6 +24,7 @@ from relaykit.inputs.settings import load
 from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan, combine
 from relaykit.model.settings import Settings
+from relaykit.record import record
 from relaykit.run.apply import Changes, apply, apply_dovecot
 from relaykit.stores import open_store
 
@@ -34,7 +34,7 @@ from relaykit.stores import open_store
 # (run/oauth2).
 
 
-@dataclass(frozen=True)
+@record
 class Prepared:
     """A configuration read and planned, not applied yet."""
 

@@ -35,11 +35,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from relaykit import log
 from relaykit.errors import RelaykitError
 from relaykit.model.entries import OAuth2Credential
+from relaykit.record import record
 from relaykit.secret import Secret
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
@@ -55,7 +55,7 @@ class TokenError(RelaykitError):
     """The token endpoint could not be reached or refused; the message names it and why."""
 
 
-@dataclass(frozen=True)
+@record
 class Token:
     """An OAuth2 access token and its validity."""
 

@@ -2,7 +2,7 @@
 
 Both read the routes that `relaykit configure` computes (run/configure.routing), so they
 show and check exactly what Postfix gets, whichever store holds them. Imported only when
-they run: they pull in dataclasses, pathlib and rich, which the editing commands must not
+they run: they pull in the planners, pathlib and rich, which the editing commands must not
 pay for.
 """
 
