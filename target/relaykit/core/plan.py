@@ -222,15 +222,18 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
     router = Router(plan, {**explicit, **dict(zip(map(itemgetter(0), defaults), defaults))} if defaults else explicit,
-                    wildcards)
+                    wildcards, lists)
     decisions = router.decide_every_key()
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     unique = router.distinct()
     _refuse_mixed_logins(decisions, unique, recipient_routes, router, relayhost)
     _refuse_limited_oauth2(files.relay_limits, oauth2_hops, unique, recipient_routes, router, relayhost)
     values = {id(d): d.table_value for d in unique}
-    transports = list(zip(decisions, map(values.__getitem__, map(id, decisions.values()))))
-    extra = routetables.build(transports, optouts, routes,
+
+    def transports():  # (sender key, sender_transport value) pairs, made as read: 100k keys
+        return zip(decisions, map(values.__getitem__, map(id, decisions.values())))
+
+    extra = routetables.build(transports, set(values.values()) if decisions else set(), optouts, routes,
                               recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
                               oauth2_kind, files.relay_limits, wildcards=router.wildcards)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services,

@@ -47,6 +47,7 @@ whose first next hop it is go through them. Their TLS mode is the relay's.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from pathlib import Path
 
@@ -201,12 +202,13 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(f"{_pattern(k)} {_result(v)}" for k, v in (*exact, *wild))
 
 
-def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes: list[Route],
-          recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
+def build(transports: Callable[[], Iterable[tuple[str, str]]], values: set[str], optouts: tuple[Route, ...],
+          routes: list[Route], recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
           directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb",
           limits: tuple[RelayLimit, ...] = (), wildcards: bool = True) -> Extra:
-    """`transports`: (sender key, sender_transport value) from routing.Router's decisions;
-    `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one; `limits`:
+    """`transports()`: (sender key, sender_transport value) pairs from routing.Router's
+    decisions, made anew at each call (100k keys: no list of them), `values` the distinct
+    values among them; `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one; `limits`:
     postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay); `wildcards`:
     False when no sender key is an @.domain wildcard (the pcre tables are then not built)."""
     def ref(name: str, kind: str = table_type) -> str:
@@ -228,11 +230,11 @@ def build(transports: list[tuple[str, str]], optouts: tuple[Route, ...], routes:
         tables.append(Table(SASL_WILDCARDS, sasl_wild, secret=True, kind="pcre"))
         params["smtp_sasl_password_maps"] = f"{ref('sasl_passwd')}, {ref(SASL_WILDCARDS, 'pcre')}"
 
-    used = {value.partition(":")[0] for value in set(map(itemgetter(1), transports))} - {"DUNNO", "smtp"}
-    if transports:
-        tables.append(Table(SENDER_TRANSPORT, exact_lines(transports, wildcards)))
+    used = {value.partition(":")[0] for value in values} - {"DUNNO", "smtp"}
+    if values:
+        tables.append(Table(SENDER_TRANSPORT, exact_lines(transports(), wildcards)))
         maps = [ref(SENDER_TRANSPORT)]
-        wild = _wildcard_lines(transports) if wildcards else ()
+        wild = _wildcard_lines(list(transports())) if wildcards else ()
         if wild:
             tables.append(Table(SENDER_TRANSPORT_WILDCARDS, wild, kind="pcre"))
             maps.append(ref(SENDER_TRANSPORT_WILDCARDS, "pcre"))

@@ -113,10 +113,13 @@ DIRECTLY = Decision((), (), False)
 class Router:
     """resolve() for many messages: the plan's rules indexed once (linear, not quadratic)."""
 
-    def __init__(self, plan: Plan, routes: dict[str, Route] | None = None, wildcards: bool | None = None) -> None:
-        """`routes`: the plan's routes and opt-outs by sender key, and `wildcards`: whether
-        any of them is an @.domain wildcard, when the caller knows (100k keys)."""
+    def __init__(self, plan: Plan, routes: dict[str, Route] | None = None, wildcards: bool | None = None,
+                 lists: Iterable[tuple[NextHop, ...]] | None = None) -> None:
+        """`routes`: the plan's routes and opt-outs by sender key, `wildcards`: whether any
+        of them is an @.domain wildcard, and `lists`: the routes' distinct next-hop lists,
+        when the caller knows (100k keys)."""
         self.plan = plan
+        self.lists = lists
         self.routes = routes if routes is not None else {r.sender: r for r in (*plan.optouts, *plan.routes)}
         self.recipient_routes = {route.sender: route for route in plan.recipient_routes}
         self.logins = {entry.key: entry for entry in plan.logins}
@@ -149,7 +152,7 @@ class Router:
         routes, sender-keyed credentials, in that order. The routes their next hops decide
         alone (_by_nexthops) by C loops: 100k routes."""
         plan = self.plan
-        by_hops = self._by_nexthops(map(itemgetter(1), plan.routes))
+        by_hops = self._by_nexthops(map(itemgetter(1), plan.routes) if self.lists is None else self.lists)
         sender_logins = [login.key for login in plan.logins if "@" in login.key]
         if by_hops and not plan.optouts and not sender_logins:  # the routes alone: one pass
             return dict(zip(map(itemgetter(0), plan.routes), map(by_hops.__getitem__, map(itemgetter(1), plan.routes))))

@@ -172,10 +172,11 @@ _DOMAIN_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789.-\n"
 _NEWLINE_AS_DOT = bytes.maketrans(b"\n", b".")
 
 
-def _plain_domains(names: str) -> bool:
-    """Whether each of the newline-separated names is a domain already in the form
-    validate.domain() returns (lower-case ASCII labels of letters, digits and inner
-    hyphens, of 1 to 63 characters, at most 253 in all; not an IPv4 address)."""
+def _plain_domains(names: str, longest: int) -> bool:
+    """Whether each of the newline-separated names (`longest`: the longest one's length)
+    is a domain already in the form validate.domain() returns (lower-case ASCII labels of
+    letters, digits and inner hyphens, of 1 to 63 characters, at most 253 in all; not an
+    IPv4 address)."""
     framed = f"\n{names}\n"
     if not framed.isascii() or framed.encode().translate(None, _DOMAIN_BYTES):
         return False
@@ -184,7 +185,6 @@ def _plain_domains(names: str) -> bool:
     dotted = framed.encode().translate(_NEWLINE_AS_DOT)
     if b".." in dotted or b".-" in dotted or b"-." in dotted:
         return False
-    longest = max(map(len, names.split("\n")))
     if longest > 63 and (longest > 253 or re.search("[a-z0-9-]{64}", names)):
         return False
     return not re.search(r"\n[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\n", framed)  # also declines 1234.5.6.7
@@ -208,7 +208,8 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tup
     fields = text.split()
     keys = fields[0::2]
     joined = "\n".join(keys)
-    if len(fields) != 2 * lines or joined.count("\n@") != lines - 1 or not _plain_domains(joined.replace("@", "")):
+    if (len(fields) != 2 * lines or joined.count("\n@") != lines - 1
+            or not _plain_domains(joined.replace("@", ""), max(map(len, keys)) - 1)):
         return None
     values = fields[1::2]
     try:
@@ -233,9 +234,10 @@ def _plain_accounts(text: str, name: str) -> tuple[Account, ...] | None:
     parts = list(map(str.partition, rows, repeat("|")))
     addresses = list(map(itemgetter(0), parts))
     halves = list(map(str.rpartition, addresses, repeat("@")))
+    domains = list(map(itemgetter(2), halves))
     # one '|' in each line (in all, as many as lines), an '@' after a non-empty local part
     if not (all(map(itemgetter(1), parts)) and all(map(itemgetter(1), halves)) and all(map(itemgetter(0), halves))
-            and _plain_domains("\n".join(map(itemgetter(2), halves)))):
+            and _plain_domains("\n".join(domains), max(map(len, domains)))):
         return None
     hashes = map(Secret, map(itemgetter(2), parts))
     return tuple(map(partial(tuple.__new__, Account), zip(addresses, hashes, _origins(name, 1, len(rows)))))
