@@ -37,14 +37,19 @@ OTHER_LINES = st.sampled_from(["", "# a comment", "  ", "@opt.example", "\u2028"
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(LINES, LINES, LINES, OTHER_LINES), min_size=1, max_size=6), st.booleans())
 def test_the_bulk_reader_reads_exactly_what_the_line_reader_reads_or_declines(tmp_path_factory, lines, newline):
-    text = "\n".join(lines) + ("\n" if newline else "")
-    path = Path(tmp_path_factory.mktemp("relaymap")) / "postfix-relaymap.cf"
+    _same_or_declined(tmp_path_factory, "postfix-relaymap.cf", "\n".join(lines) + ("\n" if newline else ""),
+                      lambda text, name: dmsfiles._plain_relaymap(text, name, ()), dmsfiles.parse_relay_row)
+
+
+def _same_or_declined(tmp_path_factory, name: str, text: str, bulk_reader, parse_row) -> None:
+    """The bulk reader declines `text` (None), or reads it to what the line reader does."""
+    path = Path(tmp_path_factory.mktemp("bulk")) / name
     path.write_text(text, encoding="utf-8")
-    bulk = dmsfiles._plain_relaymap(text, str(path), ())
+    bulk = bulk_reader(text, str(path))
     if bulk is None:
         return
     try:
-        by_line = dmsfiles._collect(path, dmsfiles.parse_relay_row, (), text)
+        by_line = dmsfiles._collect(path, parse_row, (), text)
     except RelaykitError as exc:
         raise AssertionError(f"the bulk reader accepted what the line reader refuses: {text!r}: {exc}") from None
     assert bulk == by_line
@@ -161,17 +166,8 @@ ACCOUNT_LINES = st.builds(lambda local, domain, bar, hash_, tail: f"{local}@{dom
        st.booleans())
 def test_the_bulk_accounts_reader_reads_exactly_what_the_line_reader_reads_or_declines(tmp_path_factory, lines,
                                                                                      newline):
-    text = "\n".join(lines) + ("\n" if newline else "")
-    path = Path(tmp_path_factory.mktemp("accounts")) / "postfix-accounts.cf"
-    path.write_text(text, encoding="utf-8")
-    bulk = dmsfiles._plain_accounts(text, str(path))
-    if bulk is None:
-        return
-    try:
-        by_line = dmsfiles._collect(path, dmsfiles.parse_account_row, (), text)
-    except RelaykitError as exc:
-        raise AssertionError(f"the bulk reader accepted what the line reader refuses: {text!r}: {exc}") from None
-    assert bulk == by_line
+    _same_or_declined(tmp_path_factory, "postfix-accounts.cf", "\n".join(lines) + ("\n" if newline else ""),
+                      dmsfiles._plain_accounts, dmsfiles.parse_account_row)
 
 
 def test_plain_accounts_are_read_in_bulk_and_anything_else_line_by_line(tmp_path):
