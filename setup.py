@@ -9,7 +9,7 @@ setup(
     packages=find_packages("target"),
     # the Dovecot template (relaykit.edges.dovecot finds it in <prefix>/share/relaykit/dovecot)
     data_files=[("share/relaykit/dovecot", ["target/dovecot/dovecot.conf"])],
-    install_requires=["python-dotenv>=1.0", "rich>=13", "watchfiles>=0.21",
+    install_requires=["python-dotenv>=1.0", "rich>=13", "watchfiles>=1.0,<2",
                       "idna>=3.4",  # IDNA 2008 / UTS #46, imported only for a name that is not ASCII
                       "psycopg>=3.1",  # PostgreSQL store, imported only when configured; Debian's libpq5
                       "prometheus_client>=0.17",  # METRICS_PORT only (relaykit start)

@@ -1,8 +1,10 @@
 """Watch the config directory with inotify (watchfiles) and report debounced bursts.
 
-watchfiles groups the events of a burst: it yields once nothing new happened for `quiet_ms`
-(at most `max_ms` after the first), so `setup relay add-domain` (temp file + rename) or an
-editor's save-as-several-writes gives one reload, not several. No polling, no sleeps.
+watchfiles groups the events of a burst: RustNotify.watch returns once nothing new happened
+for QUIET_MS (at most MAX_MS after the first), so `setup relay add-domain` (temp file +
+rename) or an editor's save-as-several-writes gives one reload, not several. No polling,
+no sleeps. Its Rust backend is used directly (documented in watchfiles' API reference, and
+what watchfiles.watch() runs on) so that the watches exist before `start` returns.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import watchfiles
+from watchfiles._rust_notify import RustNotify  # watchfiles' documented Rust backend (watch() runs on it)
 
 from relaykit import log
 
@@ -20,7 +22,7 @@ QUIET_MS = 30
 MAX_MS = 1000
 
 
-def _relevant(change, path: str) -> bool:
+def _relevant(path: str) -> bool:
     """Ignore editor.py's lock and temp files (`.name.lock`, `.name.PID.tmp`): only the
     rename that publishes the new file matters."""
     name = Path(path).name
@@ -30,18 +32,37 @@ def _relevant(change, path: str) -> bool:
 def start(paths: Iterable[Path], on_change: Callable[[set[str]], None],
           stop: threading.Event) -> threading.Thread:
     """Call `on_change(changed paths)` from a daemon thread for every burst of changes
-    under `paths` (directories that must exist), until `stop` is set."""
+    under `paths` (directories that must exist), until `stop` is set. The inotify watches
+    are in place when this returns (RustNotify is made here, not in the thread as
+    watchfiles.watch() would): a change made right after is never missed."""
     targets = [str(p) for p in paths]
+    try:
+        notify = RustNotify(targets, False, False, 300, True, False)
+    except Exception as exc:  # e.g. a directory is gone: say so, Postfix keeps running
+        return _stopped(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
 
     def loop() -> None:
         try:
-            for changes in watchfiles.watch(*targets, watch_filter=_relevant, debounce=MAX_MS,
-                                            step=QUIET_MS, stop_event=stop, rust_timeout=0,
-                                            yield_on_timeout=False, raise_interrupt=False):
-                on_change({path for _, path in changes})
+            with notify:
+                while True:
+                    changes = notify.watch(MAX_MS, QUIET_MS, 0, stop)
+                    if isinstance(changes, str):  # 'stop' (or 'signal', 'timeout': not asked for)
+                        if changes == "timeout":
+                            continue
+                        return
+                    changed = {path for _, path in changes if _relevant(path)}
+                    if changed:
+                        on_change(changed)
         except Exception as exc:  # e.g. the directory was removed: say so, Postfix keeps running
             log.error(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
 
     thread = threading.Thread(target=loop, name="relaykit-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _stopped(message: str) -> threading.Thread:
+    log.error(message)
+    thread = threading.Thread(target=lambda: None, name="relaykit-watch", daemon=True)
     thread.start()
     return thread
