@@ -81,7 +81,8 @@ class Postfix:
         key = (str(self.config_dir), args)
         cached = _READS.get(key)
         if cached is None or cached[0] != stamp:
-            cached = _READS[key] = (stamp, self._prefetched(key, stamp) or self._run("postconf", *args))
+            output = self._prefetched(key, stamp)
+            cached = _READS[key] = (stamp, output if output is not None else self._run("postconf", *args))
         return cached[1]
 
     def prefetch(self, *reads: tuple[str, ...]) -> None:

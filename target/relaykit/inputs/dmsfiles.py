@@ -178,11 +178,12 @@ def _plain_domains(names: str, longest: int) -> bool:
     letters, digits and inner hyphens, of 1 to 63 characters, at most 253 in all; not an
     IPv4 address)."""
     framed = f"\n{names}\n"
-    if not framed.isascii() or framed.encode().translate(None, _DOMAIN_BYTES):
+    encoded = framed.encode() if framed.isascii() else b"?"
+    if encoded.translate(None, _DOMAIN_BYTES):
         return False
     # With the newlines as dots, an empty label or one that starts or ends with '-' shows
     # as one of three pairs, whatever its place in its name.
-    dotted = framed.encode().translate(_NEWLINE_AS_DOT)
+    dotted = encoded.translate(_NEWLINE_AS_DOT)
     if b".." in dotted or b".-" in dotted or b"-." in dotted:
         return False
     if longest > 63 and (longest > 253 or re.search("[a-z0-9-]{64}", names)):
@@ -464,7 +465,7 @@ def load_dkim_keys(config_dir: Path) -> tuple[DkimKey, ...]:
     return tuple(keys)
 
 
-def load_accounts(config_dir: Path, secure: object = ()) -> tuple[Account, ...]:
+def load_accounts(config_dir: Path) -> tuple[Account, ...]:
     """postfix-accounts.cf (alone: Dovecot's passwd-file needs nothing else); in bulk
     when every line is plain (_plain_accounts), else line by line."""
     path = config_dir / ACCOUNTS
