@@ -54,7 +54,9 @@ def test_rate_limited_relay_is_paced_and_another_relay_is_not_slowed(mailrun):
     # in whole seconds and each delivery's own time varies, so a gap can be under 1s, but
     # any stretch of w seconds holds at most w + 1 messages, never a burst
     assert all(b - a >= (j - i - 1) - 0.05 for i, a in enumerate(arrivals) for j, b in enumerate(arrivals) if j > i), gaps
-    assert arrivals[-1] - arrivals[0] >= 4.2, gaps
+    # six messages: four seconds at least (the bound above for the first and last; 4.2 s
+    # was asked here once, and a run with gaps [0.1, 1.02, 1.0, 1.06, 1.01] took 4.19 s)
+    assert arrivals[-1] - arrivals[0] >= 4 - 0.05, gaps
     assert fast_done < 15, fast_done  # the other relay is not slowed: 200 in a few seconds
 
 

@@ -9,6 +9,7 @@ there, so the test fails if relaykit's settings go."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -43,7 +44,11 @@ def run(module_mailrun):
 def _reply(stream) -> str:
     lines = []
     while True:
-        line = stream.readline()
+        try:
+            line = stream.readline()
+        except ConnectionResetError:  # the server closed with our pipelined bytes unread: RST
+            lines.append("EOF")
+            break
         if not line:
             lines.append("EOF")
             break
@@ -125,10 +130,15 @@ def test_trusted_client_is_cut_off_at_the_smuggled_commands(run):
     tag = "trusted"
     replies = smuggle(run.postfix.smtpd_port, "127.0.0.1", "\n.\n", tag)
 
-    assert len(queued(replies)) == 1, replies
-    assert any(reply.startswith("554 5.5.0") and "synchronization" in reply for reply in replies), replies
+    # Postfix closes with our pipelined bytes unread, so its RST may overtake its last
+    # replies (the client then reads "EOF" early): its log says what it refused, always.
+    run.postfix.wait_log(r"improper command pipelining after DATA from \S+\[127\.0\.0\.1\]")
+    assert len(queued(replies)) <= 1 and not any(r.startswith("354") for r in replies[5:]), replies
+    assert any(r.startswith("554 5.5.0") and "synchronization" in r for r in replies) or replies[-1] == "EOF", replies
     [message] = delivered(run, tag, 1)
     assert message.mail_from == "sender@outside.example"
-    run.postfix.wait_log(rf"{queued(replies)[0]}: removed")
+    queue_id = re.search(rb"\bid ([0-9A-F]+)", message.data).group(1).decode()
+    assert queued(replies) in ([], [queue_id]), replies
+    run.postfix.wait_log(rf"{queue_id}: removed")
     assert not [m for m in run.smuggling_relay.messages if m.mail_from == "ceo@victim.example"
                 and tag.encode() in m.data]
