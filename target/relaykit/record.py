@@ -70,7 +70,7 @@ def record(cls: type) -> type:
     # As dataclasses (eq and frozen): hashable by the compared fields, unless the class
     # defines __hash__ itself (defining only __eq__ leaves __hash__ None in its dict).
     explicit = cls.__dict__.get("__hash__", _MISSING)
-    if explicit is _MISSING or (explicit is None and "__eq__" in cls.__dict__ and cls.__eq__ is not None):
+    if explicit is _MISSING or (explicit is None and "__eq__" in cls.__dict__):
         cls.__hash__ = _hash(compared)
     cls.__setattr__ = _frozen_setattr
     cls.__delattr__ = _frozen_delattr

@@ -48,7 +48,6 @@ whose first next hop it is go through them. Their TLS mode is the relay's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from operator import itemgetter
 from pathlib import Path
 
 from relaykit.model.entries import RelayLimit
@@ -203,13 +202,13 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 
 
 def build(transports: Callable[[], Iterable[tuple[str, str]]], values: set[str], optouts: tuple[Route, ...],
-          routes: list[Route], recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...], table_type: str,
-          directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb",
+          routes: list[Route], recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...],
+          table_type: str, directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb",
           limits: tuple[RelayLimit, ...] = (), wildcards: bool = True) -> Extra:
     """`transports()`: (sender key, sender_transport value) pairs from routing.Router's
     decisions, made anew at each call (100k keys: no list of them), `values` the distinct
-    values among them; `oauth2_hops`: the next hops whose own (by relay) credential is an OAuth2 one; `limits`:
-    postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay); `wildcards`:
+    values among them; `oauth2_hops`: the next hops whose own (by relay) credential is an
+    OAuth2 one; `limits`: postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay); `wildcards`:
     False when no sender key is an @.domain wildcard (the pcre tables are then not built)."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
