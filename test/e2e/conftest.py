@@ -129,11 +129,9 @@ class Daemon:
         return self.log_file.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        """Until Postfix answers on its SMTP port and the config directory is watched."""
+        """Until the config directory is watched and Postfix answers on each of its ports."""
         self.wait_log(r"watching .* for changes", timeout)
-        from harness.postfix_instance import wait_port
-
-        wait_port(self.postfix.smtpd_port, timeout=timeout)
+        self.postfix.wait_listening(timeout)
 
     def wait_log(self, pattern: str, timeout: float = 15.0, after: int = 0) -> re.Match:
         regex = re.compile(pattern)

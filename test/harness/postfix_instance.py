@@ -158,7 +158,21 @@ class PostfixInstance:
             # the master's own fatal error is lost when postlogd is not up yet: say the likely one
             taken = f"\n127.0.0.1:{self.smtpd_port} is taken by another listener" if port_taken(self.smtpd_port) else ""
             raise RuntimeError(f"postfix start failed: {result.stdout.strip()}{taken}\n{self.log()[-2000:]}")
-        wait_port(self.smtpd_port)
+        self.wait_listening()
+
+    def inet_listeners(self) -> list[tuple[str, int]]:
+        """(host, port) of master.cf's inet services with a numeric port (`[host:]port inet ...`)."""
+        endpoints = [line.split()[0] for line in self.run("postconf", "-M").stdout.splitlines()
+                     if line.split()[1:2] == ["inet"]]
+        return [(host.strip("[]") or "127.0.0.1", int(port))
+                for host, _, port in (endpoint.rpartition(":") for endpoint in endpoints) if port.isdigit()]
+
+    def wait_listening(self, timeout: float = 10.0) -> None:
+        """Until every inet service of master.cf accepts connections, not only port 25:
+        master(8) opens its listeners one by one, so a test connecting to submission as
+        soon as port 25 answers could be refused."""
+        for host, port in dict.fromkeys([("127.0.0.1", self.smtpd_port), *self.inet_listeners()]):
+            wait_port(port, host, timeout=timeout)
 
     def master_pid(self) -> int | None:
         try:
