@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relaykit.run.apply import apply
 from relaykit.model.plan import Plan, Service
-from relaykit.edges.postfix import Postfix
+from relaykit.edges.postfix import SMALL_TABLE, Postfix, PostfixError
 
 WRAPPED = Service("relaykit-smtps", "unix", "smtp",
                   (("smtp_tls_wrappermode", "yes"), ("smtp_tls_security_level", "encrypt")))
@@ -33,3 +35,25 @@ def test_a_prefetched_postconf_read_is_used_only_while_main_cf_is_unchanged(env)
     postfix.prefetch(("-h", "myorigin"), ("-h", "mydomain"))
     assert postfix.param("myorigin") == "prefetch-a.example"
     assert postfix.param("mydomain") == postfix._run("postconf", "-h", "mydomain").strip()
+
+
+def test_postmap_compiles_large_and_small_tables_and_names_a_source_it_cannot_read(env):
+    """Large tables each get a postmap of their own, the small ones share one (compiled in
+    turn): every table answers, and a failure names its file."""
+    postfix = Postfix(env.postfix.config_dir)
+    directory = env.postfix.config_dir
+    large = [directory / f"large{i}" for i in range(2)]
+    small = [directory / f"small{i}" for i in range(3)]
+    lines = SMALL_TABLE // len("@d00000.example [relay.test]:587\n") + 1
+    for i, path in enumerate(large):
+        path.write_text("".join(f"@d{n:05}.example [relay{i}.test]:587\n" for n in range(lines)))
+        assert path.stat().st_size >= SMALL_TABLE
+    for i, path in enumerate(small):
+        path.write_text(f"@small.example [small{i}.test]:25\n")
+    postfix.postmap("lmdb", [large[0], *small, large[1]])
+    for i, path in enumerate(large):
+        assert postfix.query(f"lmdb:{path}", f"@d{lines - 1:05}.example") == f"[relay{i}.test]:587"
+    for i, path in enumerate(small):
+        assert postfix.query(f"lmdb:{path}", "@small.example") == f"[small{i}.test]:25"
+    with pytest.raises(PostfixError, match="missing-table"):
+        postfix.postmap("lmdb", [small[0], directory / "missing-table", large[0]])

@@ -53,6 +53,10 @@ LAZY = {
     ("relaykit.cli.ui", "rich"): "~30 ms: only styled terminal output",
     ("relaykit.cli.commands.relay_view", "rich"): "only the table of `setup relay list` (not --json)",
     ("relaykit.cli.main", "relaykit.run.configure"): "`relaykit configure` only: run/ imports every layer",
+    ("relaykit.cli.main", "relaykit.edges.postfix"): "`relaykit configure` only: its postconf reads, started "
+                                                     "before run/'s imports (_prefetch)",
+    ("relaykit.cli.main", "relaykit.inputs.env"): "`relaykit configure` only: MAIL_CONFIG for _prefetch",
+    ("relaykit.cli.main", "pathlib"): "`relaykit configure` only: MAIL_CONFIG for _prefetch",
     # `relaykit configure`'s start-up (issue 19): features imported only when configured
     ("relaykit.run.configure", "relaykit.core.dkim"): "only a domain with a DKIM key",
     ("relaykit.run.configure", "relaykit.edges.opendkim"): "only a domain with a DKIM key",

@@ -22,6 +22,12 @@ from relaykit.errors import RelaykitError
 INDEXED_SUFFIX = {"hash": ".db", "btree": ".db", "dbm": ".dir", "lmdb": ".lmdb", "cdb": ".cdb"}
 # Of those, the ones postmap -i/-d can update in place (cdb is write-once, dbm unlocked).
 UPDATABLE_TYPES = ("lmdb", "hash", "btree")
+# A table source smaller than this (~2,000 lines) compiles in a millisecond or two.
+SMALL_TABLE = 64 * 1024
+# What `relaykit configure` asks postconf (Postfix.prefetch): the default table type
+# (unless TABLE_TYPE says), then main.cf's and master.cf's entries for run/apply.py.
+TABLE_TYPE_READ = ("-h", "default_database_type")
+APPLY_READS = (("-n",), ("-M",))
 
 
 class PostfixError(RelaykitError):
@@ -227,10 +233,16 @@ class Postfix:
 
     # lookup tables
     def postmap(self, table_type: str, paths: Iterable[Path]) -> None:
-        """Compile the tables, each by its own postmap at once (nothing to do for texthash):
-        they are independent, and one of 100k lines takes ~50-100 ms of one CPU."""
-        if table_type in INDEXED_SUFFIX:
-            self._run_all("postmap", [((f"{table_type}:{path}",), None) for path in paths])
+        """Compile the tables (nothing to do for texthash): each large one by its own
+        postmap, all at once (one of 100k lines takes ~50-100 ms of one CPU), and the
+        small ones by a single postmap besides, which compiles them in turn: a process
+        each would take longer to start than they take to compile."""
+        if table_type not in INDEXED_SUFFIX:
+            return
+        by_size = [(f"{table_type}:{path}", _size(path) < SMALL_TABLE) for path in paths]
+        small = tuple(table for table, is_small in by_size if is_small)
+        runs = [((table,), None) for table, is_small in by_size if not is_small] + ([(small, None)] if small else [])
+        self._run_all("postmap", runs)
 
     def postmap_update(self, table_type: str, updates: Iterable[tuple[Path, bytes, bytes]]) -> None:
         """Update compiled tables in place, for each (source, `key value` lines to add or
@@ -302,6 +314,14 @@ class Postfix:
 
 _READS: dict[tuple[str, tuple[str, ...]], tuple[tuple, str]] = {}  # see Postfix._postconf_read
 _PENDING: dict[tuple[str, tuple[str, ...]], tuple[tuple, subprocess.Popen]] = {}  # see Postfix.prefetch
+
+
+def _size(path: Path) -> int:
+    """The file's size; 0 when it cannot be read (postmap then says why)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _stamp(path: Path) -> tuple[int, ...] | None:

@@ -15,7 +15,7 @@ from relaykit.core.plan import build, with_tokens
 from relaykit.core.submission import tls_files
 from relaykit.edges import system
 from relaykit.edges.dovecot import layout_for
-from relaykit.edges.postfix import Postfix, PostfixError
+from relaykit.edges.postfix import APPLY_READS, TABLE_TYPE_READ, Postfix, PostfixError
 from relaykit.errors import ConfigErrors
 from relaykit.inputs import dmsvars
 from relaykit.inputs import dmsfiles
@@ -52,7 +52,7 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     log.set_format(settings.log_format)
     postfix = Postfix(settings.mail_config)
     # What apply() reads, started now: ready by then instead of ~10 ms of waiting each.
-    postfix.prefetch(*((("-h", "default_database_type"),) if not settings.table_type else ()), ("-n",), ("-M",))
+    postfix.prefetch(*((TABLE_TYPE_READ,) if not settings.table_type else ()), *APPLY_READS)
     table_type = settings.table_type or postfix.param("default_database_type")
     store = open_store(environ)
     networks = system.trusted_networks(settings.submission) if settings.submission and settings.submission.active \
