@@ -221,10 +221,10 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tup
                      zip(keys, map(hops.__getitem__, values), _origins(name, first, lines))))
 
 
-def _plain_accounts(text: str, name: str) -> tuple[Account, ...] | None:
+def _plain_accounts(text: str, name: str) -> tuple[tuple[Account, ...], list[str]] | None:
     """The accounts of a postfix-accounts.cf whose every line is `user@domain|hash` (no
-    blank, no '#', one '|') with a domain already in the form validate.domain() returns;
-    None for anything else."""
+    blank, no '#', one '|') with a domain already in the form validate.domain() returns,
+    and each one's domain; None for anything else."""
     if not text.isascii() or text.encode().translate(None, _ACCOUNT_BYTES):
         return None
     rows = text.split("\n")
@@ -241,7 +241,7 @@ def _plain_accounts(text: str, name: str) -> tuple[Account, ...] | None:
             and _plain_domains("\n".join(domains), max(map(len, domains)))):
         return None
     hashes = map(Secret, map(itemgetter(2), parts))
-    return tuple(map(partial(tuple.__new__, Account), zip(addresses, hashes, _origins(name, 1, len(rows)))))
+    return tuple(map(partial(tuple.__new__, Account), zip(addresses, hashes, _origins(name, 1, len(rows))))), domains
 
 
 def parse_relay_row(row: Row, secure: object = ()) -> RelayRule:
@@ -466,12 +466,17 @@ def load_dkim_keys(config_dir: Path) -> tuple[DkimKey, ...]:
 
 
 def load_accounts(config_dir: Path) -> tuple[Account, ...]:
-    """postfix-accounts.cf (alone: Dovecot's passwd-file needs nothing else); in bulk
-    when every line is plain (_plain_accounts), else line by line."""
+    """postfix-accounts.cf (alone: Dovecot's passwd-file needs nothing else)."""
+    return _read_accounts(config_dir)[0]
+
+
+def _read_accounts(config_dir: Path) -> tuple[tuple[Account, ...], list[str] | None]:
+    """postfix-accounts.cf's accounts, and each one's domain when read in bulk (every line
+    plain: _plain_accounts), else None (read line by line)."""
     path = config_dir / ACCOUNTS
     text = _read(path)
-    accounts = _plain_accounts(text, str(path)) if text else None
-    return accounts if accounts is not None else _collect(path, parse_account_row, (), text)
+    bulk = _plain_accounts(text, str(path)) if text else None
+    return bulk if bulk is not None else (_collect(path, parse_account_row, (), text), None)
 
 
 def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
@@ -491,8 +496,9 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
         return ()
 
     results = [gather(load_relaymap, relaymap, secure)]
+    accounts, account_domains = gather(_read_accounts, config_dir) or ((), None)
     results += [gather(_collect, config_dir / SASL_PASSWORD, parse_credential_row, secure),
-                gather(load_accounts, config_dir), gather(_collect, config_dir / VIRTUAL, parse_alias_row, secure)]
+                accounts, gather(_collect, config_dir / VIRTUAL, parse_alias_row, secure)]
     recipient_rules = gather(_collect, config_dir / RECIPIENT_RELAYMAP, parse_recipient_row, secure)
     oauth2 = gather(load_oauth2, config_dir, secure)
     limits = gather(_collect, config_dir / RELAY_LIMITS, parse_limit_row, secure)
@@ -505,4 +511,4 @@ def load(config_dir: Path, secure: object = ()) -> ConfigFiles:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return ConfigFiles(*results, relaymap_exists=relaymap.exists(), sasl_exists=sasl.exists(),
                        recipient_rules=recipient_rules, oauth2=oauth2, relay_limits=limits,
-                       relay_edit=relaymap_edit(results[0]))
+                       relay_edit=relaymap_edit(results[0]), account_domains=account_domains)

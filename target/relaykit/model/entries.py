@@ -171,6 +171,10 @@ class ConfigFiles:
     # How relay_rules came from the rules of the relaymap's previous read, when they did
     # (files store, live reload): what core/replan.py re-plans. Derived data.
     relay_edit: RulesEdit | None = field(default=None, compare=False, repr=False)
+    # The domain of each account, in order, when the reader split them already (the files
+    # store's bulk reader): core/plan.py's managed domains, without splitting 100k
+    # addresses again. Derived data; None: split them.
+    account_domains: list[str] | None = field(default=None, compare=False, repr=False)
 
 
 class RulesEdit(namedtuple("RulesEdit", ("before", "start", "removed", "added"))):
