@@ -51,7 +51,8 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     log.set_level(settings.log_level)
     log.set_format(settings.log_format)
     postfix = Postfix(settings.mail_config)
-    # What apply() reads, started now: ready by then instead of ~10 ms of waiting each.
+    # What apply() reads, started now: ready by then instead of ~10 ms of waiting each
+    # (under way already when `relaykit configure` started them: cli/main._prefetch).
     postfix.prefetch(*((TABLE_TYPE_READ,) if not settings.table_type else ()), *APPLY_READS)
     table_type = settings.table_type or postfix.param("default_database_type")
     store = open_store(environ)

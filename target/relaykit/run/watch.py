@@ -36,12 +36,19 @@ def start(paths: Iterable[Path], on_change: Callable[[set[str]], None],
     are in place when this returns (RustNotify is made here, not in the thread as
     watchfiles.watch() would): a change made right after is never missed."""
     targets = [str(p) for p in paths]
+
+    def failed(exc: Exception) -> None:  # e.g. a directory is gone: say so, Postfix keeps running
+        log.error(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
+
     try:
         notify = RustNotify(targets, False, False, 300, True, False)
-    except Exception as exc:  # e.g. a directory is gone: say so, Postfix keeps running
-        return _stopped(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
+    except Exception as exc:
+        failed(exc)
+        notify = None
 
     def loop() -> None:
+        if notify is None:
+            return
         try:
             with notify:
                 while True:
@@ -53,16 +60,9 @@ def start(paths: Iterable[Path], on_change: Callable[[set[str]], None],
                     changed = {path for _, path in changes if _relevant(path)}
                     if changed:
                         on_change(changed)
-        except Exception as exc:  # e.g. the directory was removed: say so, Postfix keeps running
-            log.error(f"live reload stopped: watching {', '.join(targets)} failed: {exc}")
+        except Exception as exc:
+            failed(exc)
 
     thread = threading.Thread(target=loop, name="relaykit-watch", daemon=True)
-    thread.start()
-    return thread
-
-
-def _stopped(message: str) -> threading.Thread:
-    log.error(message)
-    thread = threading.Thread(target=lambda: None, name="relaykit-watch", daemon=True)
     thread.start()
     return thread
