@@ -195,6 +195,9 @@ def test_mail_queued_while_the_relay_is_down_survives_a_new_container(docker, tm
     # the relay comes up; a new container on the same volumes delivers the queued message
     relay.exec("sh", "-c", f"python3 /tests/image/relay_server.py serve /out/late late:2527:relayuser:{SECRET} "
                ">/dev/null 2>&1 &")
+    # listening once it has written its (empty) record: else the new container's first
+    # attempt can find nothing there, and defer the message for the image's 300 s backoff
+    d.wait_received(out / "late", "late", 0)
     second = docker.run(*args, *dms_env(port=2527))
     _wait_listening(second)
     second.exec("postqueue", "-f")
