@@ -136,8 +136,9 @@ def _bench_size(work: Path, ca, relays, n: int) -> Row:
     env = clean_env(MAIL_CONFIG=str(base.config_dir), RELAYKIT_CONFIG_DIR=str(config))
     setup_move(relays[0])  # DOMAIN's line: a new key after the n others
     run([str(BIN / "relaykit"), "configure"], env=env)
-    # DMS routes a sender by relayhost_map alone; relaykit's sender_transport (which takes
-    # precedence and carries the same next hop) is dropped so the one table edited decides
+    # DMS routes a sender by relayhost_map alone; relaykit's sender-dependent transport
+    # (which takes precedence and carries the same next hop) is dropped so that the one
+    # table edited decides
     base.run("postconf", "-X", "sender_dependent_default_transport_maps")
     table = base.config_dir / "relayhost_map"
     text = table.read_text()

@@ -38,7 +38,18 @@ class Decision:
 
 
 def _split_maps(value: str) -> list[str]:
-    return [m for m in re.split(r"[\s,]+", value.strip()) if m]
+    """The tables of a list, as Postfix splits it: on blanks and commas, but not inside
+    braces (`pipemap:{lmdb:a,lmdb:b}` is one table)."""
+    return re.findall(r"(?:[^\s,{]|\{[^}]*\})+", value)
+
+
+def _pattern(table: str) -> bool:
+    """Whether a table sees only full addresses (pcre, regexp); a pipemap matches as its
+    first table (dict_pipe.c)."""
+    kind, _, name = table.partition(":")
+    if kind == "pipemap":
+        return _pattern(_split_maps(name.strip("{}"))[0])
+    return kind in ("pcre", "regexp")
 
 
 def _split_hops(value: str) -> tuple[str, ...]:
@@ -92,7 +103,7 @@ class PostfixModel:
         """The first hit of keys (key, fixed-key tables only?) across maps, as maps_find."""
         for key, fixed_only in keys:
             for table in maps:
-                if fixed_only and table.split(":", 1)[0] in ("pcre", "regexp"):
+                if fixed_only and _pattern(table):
                     continue
                 value = self.lookup(table, key)
                 if value is not None:

@@ -50,7 +50,10 @@ def test_implicit_tls_and_recipient_services_are_planned_and_removed_again(env):
     assert "relaykit_smtps" not in services and "relaykit_rcpt" not in services
     assert env.postfix.explicit("transport_maps") is None
     # every sender key keeps its transport; mail no rule routes goes direct, without SASL
-    assert env.postfix.query(f"lmdb:{env.postfix.config_dir / 'sender_transport'}", "@a.test") == "smtp:[r.test]:587"
+    # (through relayhost_map: pipemap:{relayhost_map,relay_transport}, which real postmap reads)
+    transports = env.postfix.explicit("sender_dependent_default_transport_maps")
+    assert transports.startswith("pipemap:{") and env.postfix.query(transports, "@a.test") == "smtp:[r.test]:587"
+    assert not (env.postfix.config_dir / "sender_transport").exists()
     assert env.postfix.explicit("default_transport") == "relaykit_direct" and "relaykit_direct" in services
 
 

@@ -103,15 +103,19 @@ DIRECT_SERVICE = ("relaykit_direct unix - - n - - smtp -o syslog_name=postfix/re
 def test_a_plain_relaymap_keeps_the_contract_params_and_sends_the_rest_direct_without_sasl():
     p = plan(relays=[("@a.test", ["[r.test]:587"])])
     assert p.params["sender_dependent_relayhost_maps"] == "lmdb:/etc/postfix/relayhost_map"
-    assert p.table(routetables.SENDER_TRANSPORT).lines == ("@a.test smtp:[r.test]:587",)
+    # each key's transport by its relayhost_map value: one table of sender keys, not two
+    assert p.params["sender_dependent_default_transport_maps"] == \
+        "pipemap:{lmdb:/etc/postfix/relayhost_map,lmdb:/etc/postfix/relay_transport}"
+    assert p.table(routetables.RELAY_TRANSPORT).lines == ("[r.test]:587 smtp:[r.test]:587",)
+    assert p.table(routetables.SENDER_TRANSPORT) is None
     assert p.params["default_transport"] == "relaykit_direct"
     assert [s.entry() for s in p.services] == [DIRECT_SERVICE]
 
 
 def test_implicit_tls_puts_every_sender_route_in_the_transport_table():
     p = plan(relays=[("@a.test", ["[r.test]:465"]), ("@b.test", ["[s.test]:587"])])
-    assert p.table(routetables.SENDER_TRANSPORT).lines == (
-        "@a.test relaykit_smtps:[r.test]:465", "@b.test smtp:[s.test]:587")
+    assert p.table(routetables.RELAY_TRANSPORT).lines == (
+        "[r.test]:465 relaykit_smtps:[r.test]:465", "[s.test]:587 smtp:[s.test]:587")
     assert [s.entry() for s in p.services] == [
         "relaykit_smtps unix - - n - - smtp -o syslog_name=postfix/relaykit_smtps "
         "-o smtp_tls_wrappermode=yes -o smtp_tls_security_level=encrypt", DIRECT_SERVICE]

@@ -82,7 +82,7 @@ def test_trusted_networks_alone_only_set_mynetworks():
 def test_combines_with_the_relay_plan():
     relay = build_relay(Settings(relay_host="relay.test"), FILES, "lmdb")
     plan = combine(relay, build(settings(enabled=True), FILES, "lmdb"))
-    assert {t.name for t in plan.tables} == {"relayhost_map", "sasl_passwd", "tls_policy", "sender_transport",
+    assert {t.name for t in plan.tables} == {"relayhost_map", "sasl_passwd", "tls_policy", "relay_transport",
                                              "sender_login"}
 
 

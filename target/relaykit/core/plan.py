@@ -237,9 +237,15 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     def transports():  # (sender key, sender_transport value) pairs, made as read: 100k keys
         return zip(decisions, map(values.__getitem__, map(id, decisions.values())))
 
+    # relayhost_map's value -> sender_transport's, when the one decides the other (one
+    # table of 100k keys instead of two: core/routetables.py, RELAY_TRANSPORT)
+    by_value = router.by_value if not router.wildcards else None
+    relay_transports = [(",".join(hops), by_value[hops].table_value) for hops in lists if hops in by_value] \
+        if by_value else None
     extra = routetables.build(transports, set(values.values()) if decisions else set(), optouts, routes,
                               recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,
-                              oauth2_kind, files.relay_limits, wildcards=router.wildcards)
+                              oauth2_kind, files.relay_limits, wildcards=router.wildcards,
+                              relay_transports=relay_transports)
     plan = replace(plan, tables=tables + extra.tables, params={**params, **extra.params}, services=extra.services,
                    warnings=plan.warnings + extra.warnings, decisions=decisions)
     direct = _reaching_direct(decisions) if any(not d.nexthops for d in unique) else set()

@@ -11,6 +11,13 @@ default_transport, which is relaykit_direct (never authenticates: an MX gets no
 credential) or, with DEFAULT_RELAY_HOST, the relayhost's client. The next hop in the
 transport entry overrides sender_dependent_relayhost_maps, which stays complete (DMS's
 table) and is only consulted after DUNNO, where opted-out addresses stop it with DUNNO too.
+When every key is a route that its next hops decide alone (no opt-out, no credential
+keyed by sender, no wildcard: the common case, and 100k routed domains), a key's
+transport follows from its relayhost_map value: sender_transport is then not written,
+and sender_dependent_default_transport_maps is `pipemap:{relayhost_map,relay_transport}`
+(postconf(5) pipemap: the first table's result is the second's query), relay_transport
+holding one line per next-hop list (`[host]:port smtp:[host]:port`). One table of 100k
+keys to write and compile instead of two, and the same answer for every sender.
 
 Subdomains (`@.example.com`): hash/lmdb tables cannot match a suffix, so wildcards go into
 a pcre table listed AFTER the exact one. Postfix's address lookup (mail_addr_find) tries
@@ -70,7 +77,9 @@ SASL_WILDCARDS = "sasl_passwd_subdomains"
 SENDER_TRANSPORT = "sender_transport"
 SENDER_TRANSPORT_WILDCARDS = "sender_transport_subdomains"
 RECIPIENT_TRANSPORT = "recipient_transport"
-TABLES = (RELAYHOST_WILDCARDS, SASL_WILDCARDS, SENDER_TRANSPORT, SENDER_TRANSPORT_WILDCARDS, RECIPIENT_TRANSPORT)
+RELAY_TRANSPORT = "relay_transport"  # relayhost_map's value -> sender_transport's (see the docstring)
+TABLES = (RELAYHOST_WILDCARDS, SASL_WILDCARDS, SENDER_TRANSPORT, SENDER_TRANSPORT_WILDCARDS, RECIPIENT_TRANSPORT,
+          RELAY_TRANSPORT)
 
 
 @record
@@ -204,12 +213,15 @@ def _wildcard_lines(entries: list[tuple[str, str]]) -> tuple[str, ...]:
 def build(transports: Callable[[], Iterable[tuple[str, str]]], values: set[str], optouts: tuple[Route, ...],
           routes: list[Route], recipient_routes: tuple[Route, ...], creds: list, relayhost: tuple[NextHop, ...],
           table_type: str, directory: Path, oauth2_hops: frozenset = frozenset(), oauth2_kind: str = "lmdb",
-          limits: tuple[RelayLimit, ...] = (), wildcards: bool = True) -> Extra:
+          limits: tuple[RelayLimit, ...] = (), wildcards: bool = True,
+          relay_transports: list[tuple[str, str]] | None = None) -> Extra:
     """`transports()`: (sender key, sender_transport value) pairs from routing.Router's
     decisions, made anew at each call (100k keys: no list of them), `values` the distinct
     values among them; `oauth2_hops`: the next hops whose own (by relay) credential is an
     OAuth2 one; `limits`: postfix-relay-limits.cf (core/plan.py refuses a limit on an OAuth2 relay); `wildcards`:
-    False when no sender key is an @.domain wildcard (the pcre tables are then not built)."""
+    False when no sender key is an @.domain wildcard (the pcre tables are then not built);
+    `relay_transports`: (relayhost_map value, sender_transport value) of each next-hop list
+    when the one decides the other for every key (then RELAY_TRANSPORT, not SENDER_TRANSPORT)."""
     def ref(name: str, kind: str = table_type) -> str:
         return f"{kind}:{Path(directory, name)}"
 
@@ -230,7 +242,11 @@ def build(transports: Callable[[], Iterable[tuple[str, str]]], values: set[str],
         params["smtp_sasl_password_maps"] = f"{ref('sasl_passwd')}, {ref(SASL_WILDCARDS, 'pcre')}"
 
     used = {value.partition(":")[0] for value in values} - {"DUNNO", "smtp"}
-    if values:
+    if relay_transports:
+        tables.append(Table(RELAY_TRANSPORT, tuple(map(" ".join, relay_transports))))
+        params["sender_dependent_default_transport_maps"] = \
+            f"pipemap:{{{ref('relayhost_map')},{ref(RELAY_TRANSPORT)}}}"
+    elif values:
         tables.append(Table(SENDER_TRANSPORT, exact_lines(transports(), wildcards)))
         maps = [ref(SENDER_TRANSPORT)]
         wild = _wildcard_lines(list(transports())) if wildcards else ()

@@ -1,7 +1,7 @@
 """Which route Postfix takes for one message, and which credential it presents: the one
 place these rules live. `explain`, `list` and `setup relay test` resolve messages with
-it, and core/plan.py writes the sender_transport table from the same decisions, so what
-they say is what Postfix does.
+it, and core/plan.py writes the sender_transport table (or relay_transport) from the same
+decisions, so what they say is what Postfix does.
 
 Postfix's lookup order (postconf(5), SASL_README):
 - transport_maps (relays by recipient domain): the recipient's domain, then `.parent`
@@ -130,6 +130,10 @@ class Router:
         self.sender_keyed = self.sender_dependent and any("@" in key for key in self.logins)
         self._decisions: dict[tuple, Decision] = {}
         self._direct = False  # whether DIRECTLY was decided for some key
+        # Set by decide_every_key when every key it decides is a route that its next hops
+        # decide alone: each next-hop list's Decision (sender_transport is then a function
+        # of relayhost_map's value: core/routetables.py, RELAY_TRANSPORT). Else None.
+        self.by_value: dict[tuple[NextHop, ...], Decision] | None = None
 
     def _recipient_route(self, recipient: str | None) -> Route | None:
         if not recipient or not self.recipient_routes:
@@ -155,6 +159,7 @@ class Router:
         by_hops = self._by_nexthops(map(itemgetter(1), plan.routes) if self.lists is None else self.lists)
         sender_logins = [login.key for login in plan.logins if "@" in login.key]
         if by_hops and not plan.optouts and not sender_logins:  # the routes alone: one pass
+            self.by_value = by_hops
             return dict(zip(map(itemgetter(0), plan.routes), map(by_hops.__getitem__, map(itemgetter(1), plan.routes))))
         keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes), sender_logins))
         if not by_hops:  # no route its next hops decide alone: each key's chain decides it
