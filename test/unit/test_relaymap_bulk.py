@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from relaykit.errors import RelaykitError
 from relaykit.inputs import dmsfiles
+from relaykit.model.entries import Origin
 
 # Keys near the edges of what domain()/route_key() accept or normalize.
 LABELS = st.sampled_from(["a", "b-c", "xn--p1ai", "1", "255", "0", "-x", "y-", "", "A", "Ab", "é", "a_b",
@@ -194,3 +195,16 @@ def test_plain_accounts_are_read_in_bulk_and_anything_else_line_by_line(tmp_path
         assert f"{tmp_path / 'postfix-accounts.cf'}:1001" in str(exc)
     else:
         raise AssertionError("a bad domain in a 1000-line file was accepted")
+
+
+def test_bulk_accounts_are_made_when_first_used_and_two_reads_compare_without_making_them():
+    plain = "".join(f"user{i}@d{i}.example|{{SHA512-CRYPT}}$6$s$h{i}\n" for i in range(100))
+    accounts, domains = dmsfiles._plain_accounts(plain, "f")
+    again, _ = dmsfiles._plain_accounts(plain, "f")
+    assert len(accounts) == 100 and accounts._items is None  # configure's relay plan reads only `domains`
+    assert accounts == again and again._items is None  # the same text: equal, neither made
+    changed, _ = dmsfiles._plain_accounts(plain.replace("h99", "h98"), "f")
+    assert accounts != changed  # compared entry by entry
+    assert accounts == dmsfiles._collect(Path("f"), dmsfiles.parse_account_row, (), plain)
+    assert accounts[99].origin == Origin("f", 100) and accounts[1:3] == tuple(accounts)[1:3]
+    assert domains[99] == "d99.example"

@@ -41,8 +41,8 @@ from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.inputs import validate
 from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
                                  SASL_PASSWORD, SENDER_REWRITE, VIRTUAL)
-from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, DkimKey, OAuth2Credential, Origin,
-                                    RelayLimit, RelayRule, RulesEdit, SenderRewrite)
+from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, Deferred, DkimKey, OAuth2Credential,
+                                    Origin, RelayLimit, RelayRule, RulesEdit, SenderRewrite)
 from relaykit.secret import Secret
 
 __all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load",
@@ -221,10 +221,11 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tup
                      zip(keys, map(hops.__getitem__, values), _origins(name, first, lines))))
 
 
-def _plain_accounts(text: str, name: str) -> tuple[tuple[Account, ...], list[str]] | None:
+def _plain_accounts(text: str, name: str) -> tuple[Deferred, list[str]] | None:
     """The accounts of a postfix-accounts.cf whose every line is `user@domain|hash` (no
     blank, no '#', one '|') with a domain already in the form validate.domain() returns,
-    and each one's domain; None for anything else."""
+    and each one's domain; None for anything else. Every line is checked here; the
+    Accounts are made when first used (model/entries.Deferred)."""
     if not text.isascii() or text.encode().translate(None, _ACCOUNT_BYTES):
         return None
     rows = text.split("\n")
@@ -240,8 +241,11 @@ def _plain_accounts(text: str, name: str) -> tuple[tuple[Account, ...], list[str
     if not (all(map(itemgetter(1), parts)) and all(map(itemgetter(1), halves)) and all(map(itemgetter(0), halves))
             and _plain_domains("\n".join(domains), max(map(len, domains)))):
         return None
-    hashes = map(Secret, map(itemgetter(2), parts))
-    return tuple(map(partial(tuple.__new__, Account), zip(addresses, hashes, _origins(name, 1, len(rows))))), domains
+    def accounts() -> tuple[Account, ...]:
+        hashes = map(Secret, map(itemgetter(2), parts))
+        return tuple(map(partial(tuple.__new__, Account), zip(addresses, hashes, _origins(name, 1, len(rows)))))
+
+    return Deferred(accounts, len(rows), (name, text)), domains
 
 
 def parse_relay_row(row: Row, secure: object = ()) -> RelayRule:

@@ -144,6 +144,45 @@ class Account(namedtuple("Account", ("address", "password_hash", "origin"))):
         return self.address.rpartition("@")[2]
 
 
+class Deferred:
+    """A tuple of entries, made when first used and equal to it: configure's relay plan
+    reads only the domains of postfix-accounts.cf's 100k accounts (ConfigFiles.
+    account_domains), so their Accounts, Secrets and Origins (~40-80 ms) are made only
+    for what needs them (Dovecot's passwd-file, `setup email list`). `make()` returns the
+    tuple; `length` is its length; `source` stands for its contents (equal sources make
+    equal tuples: the file's text), so that two reads compare without making either."""
+
+    __slots__ = ("_make", "_length", "_source", "_items")
+
+    def __init__(self, make, length: int, source: object) -> None:
+        self._make, self._length, self._source, self._items = make, length, source, None
+
+    def _tuple(self) -> tuple:
+        if self._items is None:
+            self._items = self._make()
+        return self._items
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self):
+        return iter(self._tuple())
+
+    def __getitem__(self, index):
+        return self._tuple()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Deferred) and other._length == self._length and other._source == self._source:
+            return True
+        return self._tuple() == (other._tuple() if isinstance(other, Deferred) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._tuple())
+
+    def __repr__(self) -> str:
+        return repr(self._tuple())
+
+
 class Alias(namedtuple("Alias", ("address", "targets", "origin"))):
     """A postfix-virtual.cf line: mail to `address` (user@domain, or @domain for a
     catch-all) goes to `targets` (a tuple of addresses). `origin`: its Origin."""
@@ -161,7 +200,7 @@ class ConfigFiles:
 
     relay_rules: tuple[RelayRule, ...] = ()
     credentials: tuple[Credential, ...] = ()
-    accounts: tuple[Account, ...] = ()
+    accounts: tuple[Account, ...] = ()  # or a Deferred tuple (the files store's bulk reader)
     aliases: tuple[Alias, ...] = ()
     relaymap_exists: bool = False
     sasl_exists: bool = False
