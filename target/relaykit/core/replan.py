@@ -21,6 +21,7 @@ from operator import indexOf, itemgetter
 
 from relaykit.core.plan import Built, build_indexed
 from relaykit.core.routetables import SENDER_TRANSPORT
+from relaykit.core.routing import ByNexthops
 from relaykit.model.entries import ConfigFiles, RelayRule
 from relaykit.model.plan import RELAYHOST_MAP, Plan, Table
 from relaykit.model.settings import Settings
@@ -110,10 +111,13 @@ def _patch(last: Basis, settings: Settings, files: ConfigFiles, table_type: str)
     tables = tuple(spliced(t, before, relay_lines) if t.name == RELAYHOST_MAP
                    else spliced(t, len(plan.optouts) + before, transport_lines) if t.name == SENDER_TRANSPORT
                    else t for t in plan.tables)
-    by_sender = dict(plan.decisions)  # its order has no meaning (model/plan.py)
-    for key in gone:
-        del by_sender[key]
-    by_sender.update(zip(keys, decisions))
+    if isinstance(plan.decisions, ByNexthops):  # looked up by next hops: the routes change
+        by_sender = plan.decisions.patched(gone, added)
+    else:
+        by_sender = dict(plan.decisions)  # its order has no meaning (model/plan.py)
+        for key in gone:
+            del by_sender[key]
+        by_sender.update(zip(keys, decisions))
     senders = senders.copy()
     for key in gone:
         del senders[key]

@@ -30,7 +30,7 @@ A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import chain
 from operator import itemgetter
 
@@ -110,6 +110,45 @@ class Decision:
 DIRECTLY = Decision((), (), False)
 
 
+class ByNexthops(Mapping):
+    """Router.decide_every_key's answer when every key is a route that its next hops decide
+    alone: a key's Decision is its next-hop list's, looked up when asked, not a dict of
+    100k keys made in advance (~25 ms). `routes`: the routes by sender key (not changed
+    afterwards), `by_hops`: each next-hop list's Decision."""
+
+    __slots__ = ("routes", "by_hops")
+
+    def __init__(self, routes: Mapping[str, Route], by_hops: dict[tuple[NextHop, ...], Decision]) -> None:
+        self.routes, self.by_hops = routes, by_hops
+
+    def __getitem__(self, key: str) -> Decision:
+        return self.by_hops[self.routes[key].nexthops]
+
+    def __iter__(self):
+        return iter(self.routes)
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.routes
+
+    def values(self):  # type: ignore[override]  # one pass, by C loops (an iterator, not a view)
+        return map(self.by_hops.__getitem__, map(itemgetter(1), self.routes.values()))
+
+    def items(self):  # type: ignore[override]
+        return zip(self.routes, self.values())
+
+    def patched(self, gone: Iterable[str], added: Iterable[Route]) -> ByNexthops:
+        """These decisions without the `gone` keys, with the `added` routes (whose next-hop
+        lists are all in by_hops: core/replan.py)."""
+        routes = dict(self.routes)
+        for key in gone:
+            del routes[key]
+        routes.update((route.sender, route) for route in added)
+        return ByNexthops(routes, self.by_hops)
+
+
 class Router:
     """resolve() for many messages: the plan's rules indexed once (linear, not quadratic)."""
 
@@ -151,16 +190,16 @@ class Router:
         """key_chain(key), short when nothing broader than an @domain key can match."""
         return (key,) if not self.wildcards and key[:1] == "@" else key_chain(key)
 
-    def decide_every_key(self) -> dict[str, Decision]:
+    def decide_every_key(self) -> Mapping[str, Decision]:
         """The Decision of every sender key relaykit writes into sender_transport: opt-outs,
         routes, sender-keyed credentials, in that order. The routes their next hops decide
         alone (_by_nexthops) by C loops: 100k routes."""
         plan = self.plan
         by_hops = self._by_nexthops(map(itemgetter(1), plan.routes) if self.lists is None else self.lists)
         sender_logins = [login.key for login in plan.logins if "@" in login.key]
-        if by_hops and not plan.optouts and not sender_logins:  # the routes alone: one pass
+        if by_hops and not plan.optouts and not sender_logins:  # the routes alone
             self.by_value = by_hops
-            return dict(zip(map(itemgetter(0), plan.routes), map(by_hops.__getitem__, map(itemgetter(1), plan.routes))))
+            return ByNexthops(self.routes, by_hops)
         keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes), sender_logins))
         if not by_hops:  # no route its next hops decide alone: each key's chain decides it
             return dict(zip(keys, map(self.decide, map(self.chain, keys))))
