@@ -157,7 +157,10 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
         routes += defaults
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
-    lists = dict.fromkeys(map(itemgetter(1), routes))  # 100k routes name a few lists
+    # 100k routes name a few lists; RELAY_HOST's default routes share one
+    lists = dict.fromkeys(map(itemgetter(1), routes[:len(routes) - len(defaults)] if defaults else routes))
+    if defaults:
+        lists[defaults[0].nexthops] = None
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)
     hops.update(dict.fromkeys(relayhost))
     hops.update(dict.fromkeys(hop for r in files.recipient_rules for hop in r.nexthops))
