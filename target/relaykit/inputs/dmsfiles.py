@@ -33,7 +33,6 @@ from bisect import bisect_left
 from functools import partial
 from collections import namedtuple
 from itertools import repeat
-from operator import itemgetter
 from pathlib import Path
 
 from relaykit.commonparts import changed_lines
@@ -170,6 +169,8 @@ _RELAYMAP_BYTES = bytes(range(0x21, 0x7F)).replace(b"#", b"") + b" \t\n"  # prin
 _ACCOUNT_BYTES = bytes(range(0x21, 0x7F)).replace(b"#", b"") + b"\n"  # ... and no blanks in a line
 _DOMAIN_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789.-\n"
 _NEWLINE_AS_DOT = bytes.maketrans(b"\n", b".")
+_NOT_SEPARATORS = bytes(set(range(256)) - set(b"@|\n"))  # deleted: what is left is a file's separators
+_SEPARATORS_AS_NEWLINE = bytes.maketrans(b"@|", b"\n\n")
 
 
 def _plain_domains(names: str, longest: int) -> bool:
@@ -223,29 +224,30 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tup
 
 def _plain_accounts(text: str, name: str) -> tuple[Deferred, list[str]] | None:
     """The accounts of a postfix-accounts.cf whose every line is `user@domain|hash` (no
-    blank, no '#', one '|') with a domain already in the form validate.domain() returns,
-    and each one's domain; None for anything else. Every line is checked here; the
-    Accounts are made when first used (model/entries.Deferred)."""
-    if not text.isascii() or text.encode().translate(None, _ACCOUNT_BYTES):
+    blank, no '#', one '@' and then one '|' a line: a hash holding '@' declines) with a
+    domain already in the form validate.domain() returns, and each one's domain; None for
+    anything else. Every line is checked here; the Accounts are made when first used
+    (model/entries.Deferred)."""
+    if not text.isascii():
         return None
-    rows = text.split("\n")
-    if not rows[-1]:
-        rows.pop()
-    if not rows or text.count("|") != len(rows):
+    whole = text if text.endswith("\n") else text + "\n"
+    encoded = whole.encode()
+    lines = whole.count("\n")
+    # The separators alone, in order, are '@|\n' once a line: then every line splits into
+    # exactly (local part, domain, hash), by one C split for the whole file.
+    if (encoded.translate(None, _ACCOUNT_BYTES) or encoded.translate(None, _NOT_SEPARATORS) != b"@|\n" * lines):
         return None
-    parts = list(map(str.partition, rows, repeat("|")))
-    addresses = list(map(itemgetter(0), parts))
-    halves = list(map(str.rpartition, addresses, repeat("@")))
-    domains = list(map(itemgetter(2), halves))
-    # one '|' in each line (in all, as many as lines), an '@' after a non-empty local part
-    if not (all(map(itemgetter(1), parts)) and all(map(itemgetter(1), halves)) and all(map(itemgetter(0), halves))
-            and _plain_domains("\n".join(domains), max(map(len, domains)))):
+    fields = encoded.translate(_SEPARATORS_AS_NEWLINE).decode().split("\n")
+    locals_, domains, hashes = fields[0:-1:3], fields[1::3], fields[2::3]
+    if not (all(locals_) and _plain_domains("\n".join(domains), max(map(len, domains)))):
         return None
-    def accounts() -> tuple[Account, ...]:
-        hashes = map(Secret, map(itemgetter(2), parts))
-        return tuple(map(partial(tuple.__new__, Account), zip(addresses, hashes, _origins(name, 1, len(rows)))))
 
-    return Deferred(accounts, len(rows), (name, text)), domains
+    def accounts() -> tuple[Account, ...]:
+        addresses = map("@".join, zip(locals_, domains))
+        return tuple(map(partial(tuple.__new__, Account),
+                         zip(addresses, map(Secret, hashes), _origins(name, 1, lines))))
+
+    return Deferred(accounts, lines, (name, text)), domains
 
 
 def parse_relay_row(row: Row, secure: object = ()) -> RelayRule:
