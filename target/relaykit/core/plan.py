@@ -55,7 +55,7 @@ def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[dict[str, RelayRule]
     return by_sender, errors
 
 
-def _managed_domains(files: ConfigFiles) -> dict[str, None]:
+def _managed_domains(files: ConfigFiles) -> set[str]:
     """Sender domains of postfix-accounts.cf and postfix-virtual.cf, each once: the
     accounts' as their reader split them, if it did, else (and the aliases') Account.domain
     and Alias.domain by C loops: 100k accounts."""
@@ -63,7 +63,7 @@ def _managed_domains(files: ConfigFiles) -> dict[str, None]:
         return map(itemgetter(2), map(str.rpartition, map(itemgetter(0), entries), repeat("@")))
 
     accounts = files.account_domains if files.account_domains is not None else domains(files.accounts)
-    return dict.fromkeys(chain(accounts, domains(files.aliases)))
+    return set(chain(accounts, domains(files.aliases)))
 
 
 def environment_credentials(settings: Settings) -> list[Credential]:
@@ -112,7 +112,7 @@ class Built(namedtuple("Built", ("plan", "explicit", "managed", "lists"), defaul
     `explicit`, the relaymap's rules by sender key (dict), when every route is decided by
     its own rule (no @.wildcard, no credential keyed by sender: core/routing.py) and no
     key is given twice, else None (the next plan is built whole); `managed`, the domains
-    RELAY_HOST routes by default (dict, or None); `lists`, the routes' next-hop lists in
+    RELAY_HOST routes by default (set, or None); `lists`, the routes' next-hop lists in
     first-use order (dict). A named tuple from collections: typing costs ~5 ms to import."""
 
     __slots__ = ()
@@ -144,7 +144,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     routes = list(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
     wildcards = routetables.has_wildcard(explicit)
-    default, defaults, managed = settings.relay_nexthop, [], None
+    default, defaults, default_keys, managed = settings.relay_nexthop, [], [], None
     if default:
         origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
         managed = _managed_domains(files)
@@ -153,12 +153,14 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
         keys = filterfalse(explicit.__contains__, map("@".__add__, sorted(managed)))
         if wildcards:
             keys = (key for key in keys if not routetables.under_wildcard(key[1:], explicit))
-        defaults = list(map(partial(tuple.__new__, Route), zip(keys, repeat(hops), repeat(origin))))
+        default_keys = list(keys)
+        defaults = list(map(partial(tuple.__new__, Route), zip(default_keys, repeat(hops), repeat(origin))))
         routes += defaults
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     # 100k routes name a few lists; RELAY_HOST's default routes share one
-    lists = dict.fromkeys(map(itemgetter(1), routes[:len(routes) - len(defaults)] if defaults else routes))
+    explicit_routes = routes[:len(routes) - len(defaults)] if defaults else routes
+    lists = dict.fromkeys(map(itemgetter(1), explicit_routes))
     if defaults:
         lists[defaults[0].nexthops] = None
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)
@@ -181,10 +183,14 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
     oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
+    joined = {nexthops: ",".join(nexthops) for nexthops in lists}
+    # relayhost_map's (key, value) pairs: the explicit routes', then the default routes' (one value)
+    relay_pairs = chain(zip(map(itemgetter(0), explicit_routes),
+                            map(joined.__getitem__, map(itemgetter(1), explicit_routes))),
+                        zip(default_keys, repeat(joined[defaults[0].nexthops] if defaults else "")))
     tables = (
-        Table(RELAYHOST_MAP, routetables.exact_lines(  # the wildcards go to routetables' pcre tables
-            zip(map(itemgetter(0), routes), map({nexthops: ",".join(nexthops) for nexthops in lists}.__getitem__,
-                                                map(itemgetter(1), routes))), wildcards)),
+        # the wildcards go to routetables' pcre tables
+        Table(RELAYHOST_MAP, routetables.exact_lines(relay_pairs, wildcards)),
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in passwords), secret=True),
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
@@ -228,8 +234,11 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
-    router = Router(plan, {**explicit, **dict(zip(map(itemgetter(0), defaults), defaults))} if defaults else explicit,
-                    wildcards, lists)
+    by_key = explicit
+    if defaults:  # one dict of 100k keys, not one merged into another
+        by_key = dict(explicit)
+        by_key.update(zip(default_keys, defaults))
+    router = Router(plan, by_key, wildcards, lists)
     decisions = router.decide_every_key()
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     unique = router.distinct()

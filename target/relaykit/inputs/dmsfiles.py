@@ -185,7 +185,7 @@ def _plain_domains(names: str, longest: int) -> bool:
     # With the newlines as dots, an empty label or one that starts or ends with '-' shows
     # as one of three pairs, whatever its place in its name.
     dotted = encoded.translate(_NEWLINE_AS_DOT)
-    if b".." in dotted or b".-" in dotted or b"-." in dotted:
+    if b".." in dotted or (b"-" in dotted and (b".-" in dotted or b"-." in dotted)):  # memchr first
         return False
     if longest > 63 and (longest > 253 or re.search("[a-z0-9-]{64}", names)):
         return False
