@@ -9,7 +9,7 @@ from collections import Counter
 from itertools import chain
 from operator import attrgetter
 
-from relaykit.core.routing import Router
+from relaykit.core.routing import ByNexthops, Router
 from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan
 from relaykit.record import record
@@ -95,7 +95,7 @@ def summary(plan: Plan) -> str:
     # taken off instead.
     decisions = plan.decisions or Router(plan).decide_every_key()
     logins = [login.key for login in plan.logins if login.key.startswith("@")]
-    decided = Counter(map(id, decisions.values()))
+    decided = decisions.counted() if isinstance(decisions, ByNexthops) else Counter(map(id, decisions.values()))
     decided.subtract(map(id, map(decisions.__getitem__, _not_rows(plan, logins))))
     decided = +decided  # without the decisions only keys outside the rows had
     counts: dict[tuple, list[int]] = {}  # (relays, sender row?) -> [senders, with credentials]

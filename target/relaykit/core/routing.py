@@ -30,6 +30,7 @@ A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from operator import itemgetter
@@ -138,6 +139,15 @@ class ByNexthops(Mapping):
 
     def items(self):  # type: ignore[override]
         return zip(self.routes, self.values())
+
+    def counted(self) -> Counter:
+        """How many keys each Decision decides, by its id: the routes' next-hop lists
+        counted by one C loop (~2x faster than over the Decisions), each count then given
+        to its list's Decision."""
+        counts: Counter = Counter()
+        for nexthops, number in Counter(map(itemgetter(1), self.routes.values())).items():
+            counts[id(self.by_hops[nexthops])] += number
+        return counts
 
     def patched(self, gone: Iterable[str], added: Iterable[Route]) -> ByNexthops:
         """These decisions without the `gone` keys, with the `added` routes (whose next-hop
