@@ -55,7 +55,7 @@ def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[dict[str, RelayRule]
     return by_sender, errors
 
 
-def _managed_domains(files: ConfigFiles) -> set[str]:
+def _managed_domains(files: ConfigFiles) -> dict[str, None]:
     """Sender domains of postfix-accounts.cf and postfix-virtual.cf, each once: the
     accounts' as their reader split them, if it did, else (and the aliases') Account.domain
     and Alias.domain by C loops: 100k accounts."""
@@ -63,7 +63,9 @@ def _managed_domains(files: ConfigFiles) -> set[str]:
         return map(itemgetter(2), map(str.rpartition, map(itemgetter(0), entries), repeat("@")))
 
     accounts = files.account_domains if files.account_domains is not None else domains(files.accounts)
-    return set(chain(accounts, domains(files.aliases)))
+    # a dict, not a set: in the files' order, which sorted() then mostly finds in runs, and
+    # whose strings lie in memory in that order (sorting a set's hash order: ~80 ms at 100k)
+    return dict.fromkeys(chain(accounts, domains(files.aliases)))
 
 
 def environment_credentials(settings: Settings) -> list[Credential]:
@@ -112,7 +114,7 @@ class Built(namedtuple("Built", ("plan", "explicit", "managed", "lists"), defaul
     `explicit`, the relaymap's rules by sender key (dict), when every route is decided by
     its own rule (no @.wildcard, no credential keyed by sender: core/routing.py) and no
     key is given twice, else None (the next plan is built whole); `managed`, the domains
-    RELAY_HOST routes by default (set, or None); `lists`, the routes' next-hop lists in
+    RELAY_HOST routes by default (dict, or None); `lists`, the routes' next-hop lists in
     first-use order (dict). A named tuple from collections: typing costs ~5 ms to import."""
 
     __slots__ = ()

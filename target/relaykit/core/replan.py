@@ -43,7 +43,7 @@ class Basis:
     senders: dict[str, object]  # the relaymap's sender keys (each once), for membership only
     by_hops: dict[tuple, object]  # next-hop list -> the Decision of its routes (the plan's own)
     settled: int  # every opt-out and each next-hop list's first route lie before this rule
-    managed: set[str] | dict  # the domains RELAY_HOST routes by default (empty without)
+    managed: frozenset[str] | dict  # the domains RELAY_HOST routes by default (empty without)
     patched: bool = False  # this plan was patched (tests check the fast path is taken)
 
 
