@@ -99,10 +99,13 @@ def summary(plan: Plan) -> str:
     decided.subtract(map(id, map(decisions.__getitem__, _not_rows(plan, logins))))
     decided = +decided  # without the decisions only keys outside the rows had
     counts: dict[tuple, list[int]] = {}  # (relays, sender row?) -> [senders, with credentials]
-    for sender in chain(map(attrgetter("sender"), plan.routes), logins):  # the rows' order
+    if isinstance(decisions, ByNexthops):  # every row is a route (no sender-keyed login), in order
+        rows = decisions.items()
+    else:
+        rows = ((sender, decisions[sender]) for sender in chain(map(attrgetter("sender"), plan.routes), logins))
+    for _, decision in rows:  # the rows' order
         if not decided:
             break  # every sender is counted
-        decision = decisions[sender]
         if id(decision) not in decided:
             continue  # counted with the first sender decided the same way
         hops, number = decision.nexthops, decided.pop(id(decision))

@@ -236,11 +236,8 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     )
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
-    by_key = explicit
-    if defaults:  # one dict of 100k keys, not one merged into another
-        by_key = dict(explicit)
-        by_key.update(zip(default_keys, defaults))
-    router = Router(plan, by_key, wildcards, lists)
+    # with RELAY_HOST's default routes, the routes by key are made only if a key is looked up
+    router = Router(plan, None if defaults else explicit, wildcards, lists)
     decisions = router.decide_every_key()
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     unique = router.distinct()

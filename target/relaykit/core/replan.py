@@ -111,8 +111,9 @@ def _patch(last: Basis, settings: Settings, files: ConfigFiles, table_type: str)
     tables = tuple(spliced(t, before, relay_lines) if t.name == RELAYHOST_MAP
                    else spliced(t, len(plan.optouts) + before, transport_lines) if t.name == SENDER_TRANSPORT
                    else t for t in plan.tables)
+    routes = plan.routes[:before] + added + rules[start + edit.added:] + plan.routes[explicit:]
     if isinstance(plan.decisions, ByNexthops):  # looked up by next hops: the routes change
-        by_sender = plan.decisions.patched(gone, added)
+        by_sender = ByNexthops(routes, plan.decisions.by_hops)
     else:
         by_sender = dict(plan.decisions)  # its order has no meaning (model/plan.py)
         for key in gone:
@@ -122,6 +123,5 @@ def _patch(last: Basis, settings: Settings, files: ConfigFiles, table_type: str)
     for key in gone:
         del senders[key]
     senders.update(zip(keys, added))
-    patched = replace(plan, routes=plan.routes[:before] + added + rules[start + edit.added:] + plan.routes[explicit:],
-                      tables=tables, decisions=by_sender)
+    patched = replace(plan, routes=routes, tables=tables, decisions=by_sender)
     return Basis(settings, files, table_type, patched, senders, by_hops, last.settled, managed, patched=True)

@@ -31,7 +31,7 @@ A route whose credential is an OAuth2 one takes the XOAUTH2 twin of its client
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 
@@ -114,49 +114,48 @@ DIRECTLY = Decision((), (), False)
 class ByNexthops(Mapping):
     """Router.decide_every_key's answer when every key is a route that its next hops decide
     alone: a key's Decision is its next-hop list's, looked up when asked, not a dict of
-    100k keys made in advance (~25 ms). `routes`: the routes by sender key (not changed
-    afterwards), `by_hops`: each next-hop list's Decision."""
+    100k keys made in advance (~25 ms). `routes`: every key's route, in the plan's order;
+    `by_hops`: each next-hop list's Decision; `index()`: the routes by sender key, asked
+    for only when a key is looked up (configure's summary walks the routes instead)."""
 
-    __slots__ = ("routes", "by_hops")
+    __slots__ = ("routes", "by_hops", "_index", "_by_key")
 
-    def __init__(self, routes: Mapping[str, Route], by_hops: dict[tuple[NextHop, ...], Decision]) -> None:
-        self.routes, self.by_hops = routes, by_hops
+    def __init__(self, routes: Sequence[Route], by_hops: dict[tuple[NextHop, ...], Decision],
+                 index: Callable[[], Mapping[str, Route]] | None = None) -> None:
+        self.routes, self.by_hops, self._index, self._by_key = routes, by_hops, index, None
+
+    def _key_index(self) -> Mapping[str, Route]:
+        if self._by_key is None:
+            routes = self.routes
+            self._by_key = self._index() if self._index else dict(zip(map(itemgetter(0), routes), routes))
+        return self._by_key
 
     def __getitem__(self, key: str) -> Decision:
-        return self.by_hops[self.routes[key].nexthops]
+        return self.by_hops[self._key_index()[key].nexthops]
 
     def __iter__(self):
-        return iter(self.routes)
+        return map(itemgetter(0), self.routes)
 
     def __len__(self) -> int:
         return len(self.routes)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.routes
+        return key in self._key_index()
 
     def values(self):  # type: ignore[override]  # one pass, by C loops (an iterator, not a view)
-        return map(self.by_hops.__getitem__, map(itemgetter(1), self.routes.values()))
+        return map(self.by_hops.__getitem__, map(itemgetter(1), self.routes))
 
-    def items(self):  # type: ignore[override]
-        return zip(self.routes, self.values())
+    def items(self):  # type: ignore[override]  # in the routes' order
+        return zip(map(itemgetter(0), self.routes), self.values())
 
     def counted(self) -> Counter:
         """How many keys each Decision decides, by its id: the routes' next-hop lists
         counted by one C loop (~2x faster than over the Decisions), each count then given
         to its list's Decision."""
         counts: Counter = Counter()
-        for nexthops, number in Counter(map(itemgetter(1), self.routes.values())).items():
+        for nexthops, number in Counter(map(itemgetter(1), self.routes)).items():
             counts[id(self.by_hops[nexthops])] += number
         return counts
-
-    def patched(self, gone: Iterable[str], added: Iterable[Route]) -> ByNexthops:
-        """These decisions without the `gone` keys, with the `added` routes (whose next-hop
-        lists are all in by_hops: core/replan.py)."""
-        routes = dict(self.routes)
-        for key in gone:
-            del routes[key]
-        routes.update((route.sender, route) for route in added)
-        return ByNexthops(routes, self.by_hops)
 
 
 class Router:
@@ -169,12 +168,15 @@ class Router:
         when the caller knows (100k keys)."""
         self.plan = plan
         self.lists = lists
-        self.routes = routes if routes is not None else {r.sender: r for r in (*plan.optouts, *plan.routes)}
+        self._routes = routes
         self.recipient_routes = {route.sender: route for route in plan.recipient_routes}
         self.logins = {entry.key: entry for entry in plan.logins}
         self.sender_dependent = plan.params.get("smtp_sender_dependent_authentication") == "yes"
         # without any @.wildcard rule or credential, an @domain key's chain is the key alone
-        self.wildcards = (has_wildcard(self.routes) if wildcards is None else wildcards) or has_wildcard(self.logins)
+        if wildcards is None:
+            wildcards = has_wildcard(routes if routes is not None else map(itemgetter(0), chain(plan.optouts,
+                                                                                                plan.routes)))
+        self.wildcards = wildcards or has_wildcard(self.logins)
         # sender-keyed credentials are looked up: then the chain beyond a route's key matters
         self.sender_keyed = self.sender_dependent and any("@" in key for key in self.logins)
         self._decisions: dict[tuple, Decision] = {}
@@ -183,6 +185,16 @@ class Router:
         # decide alone: each next-hop list's Decision (sender_transport is then a function
         # of relayhost_map's value: core/routetables.py, RELAY_TRANSPORT). Else None.
         self.by_value: dict[tuple[NextHop, ...], Decision] | None = None
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The plan's routes and opt-outs by sender key: the caller's, or made when first
+        asked for (configure's decisions at 100k routes need none: ByNexthops)."""
+        if self._routes is None:
+            plan = self.plan
+            self._routes = dict(zip(map(itemgetter(0), chain(plan.optouts, plan.routes)),
+                                    chain(plan.optouts, plan.routes)))
+        return self._routes
 
     def _recipient_route(self, recipient: str | None) -> Route | None:
         if not recipient or not self.recipient_routes:
@@ -209,7 +221,7 @@ class Router:
         sender_logins = [login.key for login in plan.logins if "@" in login.key]
         if by_hops and not plan.optouts and not sender_logins:  # the routes alone
             self.by_value = by_hops
-            return ByNexthops(self.routes, by_hops)
+            return ByNexthops(plan.routes, by_hops, lambda: self.routes)
         keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes), sender_logins))
         if not by_hops:  # no route its next hops decide alone: each key's chain decides it
             return dict(zip(keys, map(self.decide, map(self.chain, keys))))
