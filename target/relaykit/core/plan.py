@@ -31,7 +31,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from relaykit.core import routetables
-from relaykit.core.routing import Router, key_chain
+from relaykit.core.routing import ByNexthops, Router, key_chain
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.model.entries import ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule
 from relaykit.model.nexthop import NextHop
@@ -144,7 +144,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
-    routes = list(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
+    explicit_routes = list(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
     wildcards = routetables.has_wildcard(explicit)
     default, defaults, default_keys, managed = settings.relay_nexthop, [], [], None
     if default:
@@ -157,11 +157,10 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
             keys = (key for key in keys if not routetables.under_wildcard(key[1:], explicit))
         default_keys = list(keys)
         defaults = list(map(partial(tuple.__new__, Route), zip(default_keys, repeat(hops), repeat(origin))))
-        routes += defaults
+    routes = explicit_routes + defaults if defaults else explicit_routes
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     # 100k routes name a few lists; RELAY_HOST's default routes share one
-    explicit_routes = routes[:len(routes) - len(defaults)] if defaults else routes
     lists = dict.fromkeys(map(itemgetter(1), explicit_routes))
     if defaults:
         lists[defaults[0].nexthops] = None
@@ -219,7 +218,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     for hop in settings.tls_secure:
         if hop not in hops:
             warnings.append(f"RELAYKIT_TLS_SECURE: {hop} is not a relay next hop: it has no effect")
-    optouts = tuple(filterfalse(itemgetter(1), explicit.values())) if len(explicit) > len(routes) - len(defaults) \
+    optouts = tuple(filterfalse(itemgetter(1), explicit.values())) if len(explicit) > len(explicit_routes) \
         else ()
     recipient_routes = tuple(recipients.values())
     plan = Plan(
@@ -250,8 +249,8 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     # relayhost_map's value -> sender_transport's, when the one decides the other (one
     # table of 100k keys instead of two: core/routetables.py, RELAY_TRANSPORT)
-    by_value = router.by_value if not router.wildcards else None
-    relay_transports = [(",".join(hops), by_value[hops].table_value) for hops in lists if hops in by_value] \
+    by_value = decisions.by_hops if isinstance(decisions, ByNexthops) and not router.wildcards else None
+    relay_transports = [(joined[hops], by_value[hops].table_value) for hops in lists if hops in by_value] \
         if by_value else None
     extra = routetables.build(transports, set(values.values()) if decisions else set(), optouts, routes,
                               recipient_routes, passwords, relayhost, table_type, directory, oauth2_hops,

@@ -115,8 +115,10 @@ class ByNexthops(Mapping):
     """Router.decide_every_key's answer when every key is a route that its next hops decide
     alone: a key's Decision is its next-hop list's, looked up when asked, not a dict of
     100k keys made in advance (~25 ms). `routes`: every key's route, in the plan's order;
-    `by_hops`: each next-hop list's Decision; `index()`: the routes by sender key, asked
-    for only when a key is looked up (configure's summary walks the routes instead)."""
+    `by_hops`: each next-hop list's Decision (sender_transport is then a function of
+    relayhost_map's value: core/routetables.py, RELAY_TRANSPORT); `index()`: the routes by
+    sender key, asked for only when a key is looked up (configure's summary walks the
+    routes instead)."""
 
     __slots__ = ("routes", "by_hops", "_index", "_by_key")
 
@@ -181,10 +183,6 @@ class Router:
         self.sender_keyed = self.sender_dependent and any("@" in key for key in self.logins)
         self._decisions: dict[tuple, Decision] = {}
         self._direct = False  # whether DIRECTLY was decided for some key
-        # Set by decide_every_key when every key it decides is a route that its next hops
-        # decide alone: each next-hop list's Decision (sender_transport is then a function
-        # of relayhost_map's value: core/routetables.py, RELAY_TRANSPORT). Else None.
-        self.by_value: dict[tuple[NextHop, ...], Decision] | None = None
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -220,7 +218,6 @@ class Router:
         by_hops = self._by_nexthops(map(itemgetter(1), plan.routes) if self.lists is None else self.lists)
         sender_logins = [login.key for login in plan.logins if "@" in login.key]
         if by_hops and not plan.optouts and not sender_logins:  # the routes alone
-            self.by_value = by_hops
             return ByNexthops(plan.routes, by_hops, lambda: self.routes)
         keys = dict.fromkeys(chain(map(itemgetter(0), plan.optouts), map(itemgetter(0), plan.routes), sender_logins))
         if not by_hops:  # no route its next hops decide alone: each key's chain decides it
