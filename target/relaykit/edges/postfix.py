@@ -34,6 +34,46 @@ class PostfixError(RelaykitError):
     """A Postfix command failed; the message is its own diagnostic."""
 
 
+# Postfix.compile_ahead's scratch directories: .relaykit-ahead-<pid> in the config dir.
+AHEAD_SCRATCH = ".relaykit-ahead-"
+
+
+class Ahead:
+    """A table being compiled ahead (Postfix.compile_ahead): its name and type, the text
+    it is compiled from, the scratch directory and the postmap process."""
+
+    __slots__ = ("name", "table_type", "data", "directory", "process", "taken")
+
+    def __init__(self, name: str, table_type: str, data: bytes, directory: Path,
+                 process: subprocess.Popen) -> None:
+        self.name, self.table_type, self.data, self.directory, self.process = name, table_type, data, directory, process
+        self.taken = False
+
+
+def _remove_tree(directory: Path) -> None:
+    """A scratch directory of files (no subdirectories): without shutil (~4 ms to import)."""
+    try:
+        for entry in os.scandir(directory):
+            os.unlink(entry.path)
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_stale_scratch(config_dir: Path) -> None:
+    """Scratch directories of compile_ahead whose process is gone (killed mid-way)."""
+    for entry in os.scandir(config_dir):
+        if entry.name.startswith(AHEAD_SCRATCH):
+            pid = entry.name[len(AHEAD_SCRATCH):]
+            try:
+                os.kill(int(pid), 0)
+                continue  # still running: its own
+            except (ValueError, ProcessLookupError):
+                _remove_tree(Path(entry.path))
+            except PermissionError:
+                continue  # another user's live process
+
+
 class Postfix:
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir)
@@ -243,6 +283,45 @@ class Postfix:
         small = tuple(table for table, is_small in by_size if is_small)
         runs = [((table,), None) for table, is_small in by_size if not is_small] + ([(small, None)] if small else [])
         self._run_all("postmap", runs)
+
+    def compile_ahead(self, table_type: str, name: str, data: bytes) -> Ahead:
+        """Start compiling `data`, a guess at table `name`'s text, in a scratch directory
+        of the config dir: postmap then runs on another CPU while configure reads and
+        plans (~100 ms of one CPU for 100k lines). take_ahead puts the result in place
+        if the guess was right; discard_ahead removes it either way."""
+        _remove_stale_scratch(self.config_dir)
+        directory = self.config_dir / f"{AHEAD_SCRATCH}{os.getpid()}"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        (directory / name).write_bytes(data)
+        return Ahead(name, table_type, data, directory, self._start("postmap", f"{table_type}:{directory / name}"))
+
+    def take_ahead(self, ahead: Ahead, table_type: str, path: Path, data: bytes) -> bool:
+        """Whether the table compiled ahead is now `path`'s compiled table: only if it was
+        compiled from exactly `data` (just written to `path`) as `table_type`, and postmap
+        succeeded. It is renamed into place (atomically, as postmap's own output would not
+        be) and dated now: not older than the source written before it."""
+        if (ahead.name, ahead.table_type, ahead.data) != (path.name, table_type, data) or ahead.taken:
+            return False
+        try:
+            self._finish("postmap", ahead.process)
+        except PostfixError:
+            return False  # compiled again the usual way, which reports the error
+        suffix = INDEXED_SUFFIX[table_type]
+        target = path.with_name(path.name + suffix)
+        os.replace(ahead.directory / (ahead.name + suffix), target)
+        os.utime(target)
+        ahead.taken = True
+        return True
+
+    @staticmethod
+    def discard_ahead(ahead: Ahead | None) -> None:
+        """Stop the compile if it still runs; remove its scratch directory."""
+        if ahead is None:
+            return
+        if ahead.process.poll() is None:
+            ahead.process.kill()
+        ahead.process.communicate()
+        _remove_tree(ahead.directory)
 
     def postmap_update(self, table_type: str, updates: Iterable[tuple[Path, bytes, bytes]]) -> None:
         """Update compiled tables in place, for each (source, `key value` lines to add or

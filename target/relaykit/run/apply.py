@@ -17,13 +17,14 @@ from __future__ import annotations
 import grp
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from relaykit.core import routetables, tabledelta
 from relaykit.core.dovecot import Layout, Passdb
 from relaykit.edges import dovecot
 from relaykit.edges.editor import Locked, replace_if_changed, write_atomic
-from relaykit.edges.postfix import INDEXED_SUFFIX, UPDATABLE_TYPES, Postfix
+from relaykit.edges.postfix import INDEXED_SUFFIX, SMALL_TABLE, UPDATABLE_TYPES, Ahead, Postfix
 from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 from relaykit.record import record
 
@@ -126,14 +127,38 @@ def _diff(planned: dict[str, str], current: dict[str, str], previous: dict[str, 
     return to_set, [k for k in stale if k not in replaced], kept
 
 
-def apply(plan: Plan, postfix: Postfix) -> Changes:
+def compile_ahead(postfix: Postfix, table_type: str, foreseen: Mapping[str, bytes]) -> Ahead | None:
+    """Start compiling the largest foreseen table (a store's guess at a table's text before
+    reading and planning: stores/files.py), unless it is small (compiled in a moment with
+    the others) or its source already holds that text, compiled (nothing to compile)."""
+    if table_type not in INDEXED_SUFFIX or not foreseen:
+        return None
+    name, data = max(foreseen.items(), key=lambda item: len(item[1]))
+    if len(data) < SMALL_TABLE:
+        return None
+    path = postfix.config_dir / name
+    if _compiled_current(path, _compiled(path, table_type)) and _holds(path, data):
+        return None
+    return postfix.compile_ahead(table_type, name, data)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
+    """Carry the plan out (see the module's docstring); a table compiled `ahead` from
+    exactly the text planned for it is used instead of compiling it again."""
     # One apply at a time per MAIL_CONFIG (the daemon's reload and a manual configure):
     # interleaved, one could compile or record the other's half-written state.
     with Locked(postfix.config_dir / STATE_FILE):
-        return _apply(plan, postfix)
+        return _apply(plan, postfix, ahead)
 
 
-def _apply(plan: Plan, postfix: Postfix) -> Changes:
+def _apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
     directory = postfix.config_dir
     for scratch in directory.glob(".relaykit-edit-*"):  # a killed run's copy (Postfix._edit)
         import shutil  # only after a killed run: shutil imports bz2 and lzma (~4 ms)
@@ -166,7 +191,7 @@ def _apply(plan: Plan, postfix: Postfix) -> Changes:
                                                      and previous == _SOURCES.get(path)) else None
         if delta is not None:
             to_update.setdefault(kind, []).append((path, *delta))
-        else:
+        elif ahead is None or not postfix.take_ahead(ahead, kind, path, data):
             to_compile.setdefault(kind, []).append(path)
     # Until postmap has succeeded, a marker says the compiled table may be half-made (a
     # killed run, a stopped container): it is then compiled whole next time, even if it

@@ -25,7 +25,7 @@ from relaykit.model.entries import ConfigFiles
 from relaykit.model.plan import Plan, combine
 from relaykit.model.settings import Settings
 from relaykit.record import record
-from relaykit.run.apply import Changes, apply, apply_dovecot
+from relaykit.run.apply import Changes, apply, apply_dovecot, compile_ahead
 from relaykit.stores import open_store
 
 # Features most configurations do not use are imported where they are used, only when
@@ -43,10 +43,26 @@ class Prepared:
     postfix: Postfix
     store: object  # a stores.protocol.Store
     dkim: object = None  # a core.dkim.Files, OpenDKIM's files, when a domain has a key
+    ahead: object = None  # an edges.postfix.Ahead: a table compiled while planning, or None
 
 
-def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
-    """Settings, inputs and the plan, with no change made anywhere. Raises ConfigError."""
+def prepare(environ: Mapping[str, str] = os.environ, ahead: bool = False) -> Prepared:
+    """Settings, inputs and the plan, with no change made anywhere (but a scratch copy of
+    a table: `ahead`, see _prepare). Raises ConfigError."""
+    compiling: list = []
+    try:
+        return _prepare(environ, compiling if ahead else None)
+    except BaseException:
+        for started in compiling:
+            Postfix.discard_ahead(started)
+        raise
+
+
+def _prepare(environ: Mapping[str, str], compiling: list | None) -> Prepared:
+    """prepare(); with a list for `compiling`, the store's largest foreseen table is also
+    compiled meanwhile (run/apply.compile_ahead: `relaykit configure` on 100k relaymap
+    lines compiles while it reads and plans). Live reload does not: it updates tables in
+    place (core/tabledelta.py)."""
     settings = load(environ)
     log.set_level(settings.log_level)
     log.set_format(settings.log_format)
@@ -56,6 +72,8 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
     postfix.prefetch(*((TABLE_TYPE_READ,) if not settings.table_type else ()), *APPLY_READS)
     table_type = settings.table_type or postfix.param("default_database_type")
     store = open_store(environ)
+    if compiling is not None:
+        compiling.append(compile_ahead(postfix, table_type, store.foreseen()))
     networks = system.trusted_networks(settings.submission) if settings.submission and settings.submission.active \
         else ()
     plan = store.plan(settings, table_type, networks)
@@ -73,7 +91,8 @@ def prepare(environ: Mapping[str, str] = os.environ) -> Prepared:
         plan = combine(plan, dkim.plan(settings.dkim_dir, table_type))
     if settings.hostname:  # OVERRIDE_HOSTNAME; else Postfix's default: the container's name
         plan = combine(plan, Plan(params={"myhostname": settings.hostname}, table_type=table_type))
-    return Prepared(settings, with_overrides(settings, plan, postfix), postfix, store, signing)
+    return Prepared(settings, with_overrides(settings, plan, postfix), postfix, store, signing,
+                    compiling[0] if compiling else None)
 
 
 def with_overrides(settings: Settings, plan: Plan, postfix: Postfix) -> Plan:
@@ -124,28 +143,31 @@ def apply_prepared(prepared: Prepared, tokens: Mapping | None = None) -> Changes
         from relaykit.edges import opendkim
 
         opendkim.write(prepared.dkim)
-    changes = apply(with_tokens(prepared.plan, tokens or {}), prepared.postfix)
+    changes = apply(with_tokens(prepared.plan, tokens or {}), prepared.postfix, prepared.ahead)
     return Changes(changes.tables, changes.params, dovecot_config=dovecot_changed)
 
 
 def configure(environ: Mapping[str, str] = os.environ, keeper=None) -> tuple[Plan, Changes]:
     """Apply once. OAuth2 tokens: fetched once here, or by the daemon's `keeper` (a
     run/oauth2.TokenKeeper)."""
-    prepared = prepare(environ)
-    for report in prepared.settings.dms_reports:  # once per start, not per live reload
-        log.warn(report)
-    for report in dmsvars.audit_files(prepared.settings.config_dir):
-        log.warn(report)
-    prepared.store.prepare()
-    if keeper:
-        tokens = keeper.sync(prepared.plan.oauth2)
-    elif prepared.plan.oauth2:
-        from relaykit.run import oauth2
+    prepared = prepare(environ, ahead=True)
+    try:
+        for report in prepared.settings.dms_reports:  # once per start, not per live reload
+            log.warn(report)
+        for report in dmsvars.audit_files(prepared.settings.config_dir):
+            log.warn(report)
+        prepared.store.prepare()
+        if keeper:
+            tokens = keeper.sync(prepared.plan.oauth2)
+        elif prepared.plan.oauth2:
+            from relaykit.run import oauth2
 
-        tokens = oauth2.fetch_once(prepared.plan.oauth2)
-    else:
-        tokens = {}
-    changes = apply_prepared(prepared, tokens)
+            tokens = oauth2.fetch_once(prepared.plan.oauth2)
+        else:
+            tokens = {}
+        changes = apply_prepared(prepared, tokens)
+    finally:
+        Postfix.discard_ahead(prepared.ahead)
     log.info(summary(prepared.plan))
     if log.enabled("debug"):  # one line per sender: only worth building when shown
         for line in overview.describe(prepared.plan):

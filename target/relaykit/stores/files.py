@@ -50,6 +50,21 @@ class FileStore:
             relay, _BASIS = replan.plan(_BASIS, settings, files, table_type)
         return submission.add_to(relay, settings, files, table_type, networks)
 
+    def foreseen(self) -> dict[str, bytes]:
+        """relayhost_map's likely text, known before reading and planning: the relaymap's
+        own, tabs as blanks, which it is exactly when every line is `key value` in normal
+        form (as `setup relay add-domain` writes them) and no RELAY_HOST default adds to
+        it. A guess, to compile while planning: run/apply.py uses what was compiled only
+        when the planned text is the same, byte for byte."""
+        try:
+            with open(self.where("relays"), "rb") as file:
+                data = file.read().replace(b"\t", b" ")
+        except OSError:
+            return {}
+        from relaykit.model.plan import RELAYHOST_MAP
+
+        return {RELAYHOST_MAP: data if data.endswith(b"\n") else data + b"\n"}
+
     def passdb(self, settings):  # -> core.dovecot.Passdb
         from pathlib import Path
 

@@ -109,6 +109,10 @@ class PostgresStore:
         login_map = relay.params["smtpd_sender_login_maps"]  # the database's accounts and aliases
         return submission.add_to(relay, settings, ConfigFiles(), table_type, networks, login_map)
 
+    def foreseen(self) -> dict[str, bytes]:
+        """Nothing: the rows are only read when planning."""
+        return {}
+
     def passdb(self, settings: Settings) -> Passdb:
         """Dovecot's sql passdb, as Postfix's read-only role."""
         url = (settings.postfix_database_url or settings.database_url).reveal()

@@ -35,6 +35,10 @@ class Store(Protocol):
         """The complete Postfix plan (relay and submission) for this store's data;
         `networks`: PERMIT_DOCKER's networks (edges/system.py found them)."""
 
+    def foreseen(self) -> dict[str, bytes]:
+        """Tables whose text this store can guess before reading and planning ({name:
+        text}), for configure to compile meanwhile (run/apply.compile_ahead); {}: none."""
+
     def passdb(self, settings: Settings) -> Passdb:
         """What Dovecot checks submission passwords against."""
 
