@@ -40,6 +40,34 @@ def test_default_relay_covers_unmapped_managed_domains_only():
     assert plan.table("relayhost_map").lines == ("@b.test [x.test]:25", "@a.test [relay.test]:587")
 
 
+def test_default_routes_are_made_only_when_read_and_equal_the_routes_themselves():
+    """RELAY_HOST's default routes (model/plan.Routes) and relayhost_map's lines (Lines):
+    the summary counts them without making them; read, they are the explicit routes then
+    one per managed domain without a rule, as tuples, sliced and compared like tuples."""
+    from relaykit.core.overview import summary
+    from relaykit.model.plan import Lines, Routes
+
+    relays = [("@b.test", ["[x.test]:25"]), ("@c.test", []), ("u@a.test", ["[y.test]:25"])]
+    plan = build(Settings(relay_host="relay.test", relay_port=587),
+                 files(relays=relays, domains=["d.test", "a.test", "b.test", "c.test", "e.test"]), "hash")
+    assert isinstance(plan.routes, Routes) and isinstance(plan.table("relayhost_map").lines, Lines)
+    assert summary(plan) == ("relay: [x.test]:25 <- 1 sender(s), 0 with credentials; [y.test]:25 <- 1 sender(s), "
+                             "0 with credentials; [relay.test]:587 <- 3 sender(s), 0 with credentials; 0 credential(s)")
+    assert plan.routes._items is None  # counted, not made
+    hops, origin = validate.relay_list("[relay.test]:587"), Origin("RELAY_HOST")
+    expected = (RelayRule("@b.test", validate.relay_list("[x.test]:25"), O),
+                RelayRule("u@a.test", validate.relay_list("[y.test]:25"), O),
+                *(RelayRule(f"@{d}.test", hops, origin) for d in "ade"))
+    assert tuple(plan.routes) == expected and plan.routes == expected and expected == plan.routes
+    assert len(plan.routes) == 5 and plan.routes[2:4] == expected[2:4] and plan.routes[-1] == expected[-1]
+    lines = ("@b.test [x.test]:25", "u@a.test [y.test]:25", "@a.test [relay.test]:587", "@d.test [relay.test]:587",
+             "@e.test [relay.test]:587")
+    table = plan.table("relayhost_map")
+    assert table.lines == lines and len(table.lines) == 5 and table.text() == "".join(f"{line}\n" for line in lines)
+    assert build(Settings(relay_host="relay.test", relay_port=587),
+                 files(relays=relays, domains=["a.test", "b.test", "c.test", "d.test", "e.test"]), "hash") == plan
+
+
 def test_failover_list_is_one_value():
     plan = build(Settings(), files(relays=[("@a.test", ["[one.test]:587", "[two.test]:587"])]), "hash")
     assert plan.table("relayhost_map").lines == ("@a.test [one.test]:587,[two.test]:587",)

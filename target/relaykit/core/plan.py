@@ -25,7 +25,6 @@ greps the map file once per domain).
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import partial
 from itertools import chain, filterfalse, repeat
 from operator import itemgetter
 from pathlib import Path
@@ -35,8 +34,8 @@ from relaykit.core.routing import ByNexthops, Router, key_chain
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.model.entries import ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule
 from relaykit.model.nexthop import NextHop
-from relaykit.model.plan import (OAUTH2_KEYS, RELAYHOST_MAP, SASL_OAUTH2, SASL_PASSWD, TLS_POLICY, Login, Plan,
-                                 Route, Table)
+from relaykit.model.plan import (OAUTH2_KEYS, RELAYHOST_MAP, SASL_OAUTH2, SASL_PASSWD, TLS_POLICY, Lines, Login,
+                                 Plan, Routes, Table)
 from relaykit.model.settings import Settings
 from relaykit.record import replace
 
@@ -144,26 +143,29 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
-    explicit_routes = list(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
+    explicit_routes = tuple(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
     wildcards = routetables.has_wildcard(explicit)
-    default, defaults, default_keys, managed = settings.relay_nexthop, [], [], None
+    default, default_domains, managed = settings.relay_nexthop, [], None
     if default:
-        origin, hops = Origin("RELAY_HOST"), (default,)  # shared by every default route
         managed = _managed_domains(files)
         # Every managed domain without a rule of its own (nor a wildcard over it), by C
-        # loops: 100k managed domains (Route is a tuple: tuple.__new__ makes one).
-        keys = filterfalse(explicit.__contains__, map("@".__add__, sorted(managed)))
+        # loops: 100k managed domains. Their routes are made only if read (Routes).
+        domains = sorted(managed)
+        if explicit:
+            routed = {key[1:] for key in explicit if key[:1] == "@"}
+            domains = filterfalse(routed.__contains__, domains)
         if wildcards:
-            keys = (key for key in keys if not routetables.under_wildcard(key[1:], explicit))
-        default_keys = list(keys)
-        defaults = list(map(partial(tuple.__new__, Route), zip(default_keys, repeat(hops), repeat(origin))))
-    routes = explicit_routes + defaults if defaults else explicit_routes
+            domains = (domain for domain in domains if not routetables.under_wildcard(domain, explicit))
+        default_domains = domains if isinstance(domains, list) else list(domains)
+    default_hops = (default,)  # shared by every default route
+    routes = Routes(explicit_routes, default_domains, default_hops, Origin("RELAY_HOST")) if default_domains \
+        else explicit_routes
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     # 100k routes name a few lists; RELAY_HOST's default routes share one
     lists = dict.fromkeys(map(itemgetter(1), explicit_routes))
-    if defaults:
-        lists[defaults[0].nexthops] = None
+    if default_domains:
+        lists[default_hops] = None
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)
     hops.update(dict.fromkeys(relayhost))
     hops.update(dict.fromkeys(hop for r in files.recipient_rules for hop in r.nexthops))
@@ -185,13 +187,17 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     passwords = [c for c in creds if not isinstance(c, OAuth2Credential)]
     oauth2 = [c for c in creds if isinstance(c, OAuth2Credential)]
     joined = {nexthops: ",".join(nexthops) for nexthops in lists}
-    # relayhost_map's (key, value) pairs: the explicit routes', then the default routes' (one value)
-    relay_pairs = chain(zip(map(itemgetter(0), explicit_routes),
-                            map(joined.__getitem__, map(itemgetter(1), explicit_routes))),
-                        zip(default_keys, repeat(joined[defaults[0].nexthops] if defaults else "")))
+    # relayhost_map: the explicit routes' lines (the wildcards go to routetables' pcre
+    # tables), then the default routes', one value for all
+    relay_lines = routetables.exact_lines(zip(map(itemgetter(0), explicit_routes),
+                                              map(joined.__getitem__, map(itemgetter(1), explicit_routes))), wildcards)
+    if default_domains:
+        value = joined[default_hops]
+        relay_lines = Lines("".join(line + "\n" for line in relay_lines)
+                            + "@" + f" {value}\n@".join(default_domains) + f" {value}\n",
+                            len(relay_lines) + len(default_domains))
     tables = (
-        # the wildcards go to routetables' pcre tables
-        Table(RELAYHOST_MAP, routetables.exact_lines(relay_pairs, wildcards)),
+        Table(RELAYHOST_MAP, relay_lines),
         Table(SASL_PASSWD, tuple(f"{c.key} {c.user}:{c.password.reveal()}" for c in passwords), secret=True),
         # the level each hop was parsed with (model/nexthop.py: encrypt, or secure)
         Table(TLS_POLICY, tuple(f"{hop} {hop.level}" for hop in hops)),
@@ -225,7 +231,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
         params=params,
         table_type=table_type,
         relayhost=relayhost,
-        routes=tuple(routes),
+        routes=routes,
         logins=tuple(Login(c.key, c.user, c.origin, getattr(c, "provider", None)) for c in creds),
         warnings=tuple(warnings),
         optouts=optouts,
@@ -236,7 +242,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     # Every sender key gets the transport and next hops routing.Router decides for it:
     # what Postfix does is then what explain says (core/routing.py, core/routetables.py).
     # with RELAY_HOST's default routes, the routes by key are made only if a key is looked up
-    router = Router(plan, None if defaults else explicit, wildcards, lists)
+    router = Router(plan, None if default_domains else explicit, wildcards, lists)
     decisions = router.decide_every_key()
     oauth2_hops = frozenset(c.key for c in oauth2 if "@" not in c.key)
     unique = router.distinct()
