@@ -54,11 +54,21 @@ def _same_or_declined(tmp_path_factory, name: str, text: str, bulk_reader, parse
     except RelaykitError as exc:
         raise AssertionError(f"the bulk reader accepted what the line reader refuses: {text!r}: {exc}") from None
     assert bulk == by_line
+    written = getattr(bulk, "written", None)  # relaymap: the text as relayhost_map's lines, when it is
+    if written is not None:
+        assert written == "".join(f"{rule.sender} {','.join(rule.nexthops)}\n" for rule in by_line)
+    elif hasattr(bulk, "written"):  # not written so: some line has more blanks, or a value to normalize
+        assert text.replace("\t", " ").rstrip("\n").split("\n") != [
+            f"{rule.sender} {','.join(rule.nexthops)}" for rule in by_line]
 
 
 def test_a_plain_file_is_read_in_bulk_and_anything_else_line_by_line(tmp_path):
     plain = "".join(f"@d{i}.example\t[relay{i % 3}.test]:587\n" for i in range(1000))
-    assert dmsfiles._plain_relaymap(plain, "f", ()) is not None
+    assert dmsfiles._plain_relaymap(plain, "f", ()).written == plain.replace("\t", " ")
+    # read in bulk, but not the rules' lines as they are written: blanks, a value normalized
+    for other in (plain + "@a.example  [r.test]:587\n", plain + "@a.example [r.test]:587 \n",
+                  plain + "@a.example [Relay.Test]:587\n", plain + "@a.example smtps:[h.test]:465\n"):
+        assert dmsfiles._plain_relaymap(other, "f", ()).written is None
     for other in ("# header\n" + plain, plain + "@Upper.example [r.test]:587\n", plain + "@.wild.example [r.test]:587\n",
                   plain + "@bad.example [r.test]:0\n",
                   # two fields a line on average, but not on each line
@@ -208,3 +218,32 @@ def test_bulk_accounts_are_made_when_first_used_and_two_reads_compare_without_ma
     assert accounts == dmsfiles._collect(Path("f"), dmsfiles.parse_account_row, (), plain)
     assert accounts[99].origin == Origin("f", 100) and accounts[1:3] == tuple(accounts)[1:3]
     assert domains[99] == "d99.example"
+
+
+def test_bulk_rules_are_made_when_read_and_plan_as_the_line_readers_rules(tmp_path):
+    """model/entries.Rules: a rule is made when one is read, all of them when sliced or
+    compared; a plan from them is the plan from the line reader's tuple, and making it
+    (with its summary) makes none of them."""
+    from collections import Counter
+
+    from relaykit.core.overview import summary
+    from relaykit.core.plan import build
+    from relaykit.model.entries import Account, ConfigFiles
+    from relaykit.model.settings import Settings
+    from relaykit.secret import Secret
+
+    path = tmp_path / "postfix-relaymap.cf"
+    text = "".join(f"@d{i}.example\t[relay{i % 3}.test]:587\n" for i in range(300))
+    path.write_text(text)
+    rules, by_line = dmsfiles._plain_relaymap(text, str(path), ()), dmsfiles._collect(path, dmsfiles.parse_relay_row, ())
+    assert rules[7] == by_line[7] and rules[-1] == by_line[-1] and list(rules) == list(by_line)
+    assert rules.nexthop_counts() == Counter(rule.nexthops for rule in by_line)
+    assert rules._items is None
+    accounts = tuple(Account(f"u@{d}.example", Secret("x"), Origin("a", 1)) for d in ("d5", "m1", "m0"))
+    cases = ((Settings(), {}), (Settings(relay_host="relay.test", relay_port=587), {"accounts": accounts}))
+    plans = [build(settings, ConfigFiles(relay_rules=rules, relaymap_exists=True, **extra), "lmdb")
+             for settings, extra in cases]
+    assert [summary(plan) for plan in plans] and rules._items is None
+    for plan, (settings, extra) in zip(plans, cases):
+        assert plan == build(settings, ConfigFiles(relay_rules=by_line, relaymap_exists=True, **extra), "lmdb")
+    assert rules[10:20] == by_line[10:20] and rules == by_line and rules._items is not None

@@ -25,14 +25,15 @@ greps the map file once per domain).
 from __future__ import annotations
 
 from collections import namedtuple
-from itertools import chain, filterfalse, repeat
+from collections.abc import Mapping
+from itertools import chain, count, filterfalse, repeat
 from operator import itemgetter
 from pathlib import Path
 
 from relaykit.core import routetables
 from relaykit.core.routing import ByNexthops, Router, key_chain
 from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
-from relaykit.model.entries import ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule
+from relaykit.model.entries import ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule, Rules
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import (OAUTH2_KEYS, RELAYHOST_MAP, SASL_OAUTH2, SASL_PASSWD, TLS_POLICY, Lines, Login,
                                  Plan, Routes, Table)
@@ -40,8 +41,38 @@ from relaykit.model.settings import Settings
 from relaykit.record import replace
 
 
-def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[dict[str, RelayRule], list[RelaykitError]]:
+class RulesByKey(Mapping):
+    """A relaymap read in bulk (model/entries.Rules), by sender key, no key twice: each
+    rule is made when looked up (a few: explain, live reload's basis)."""
+
+    __slots__ = ("rules", "_at")
+
+    def __init__(self, rules: Rules, at: dict[str, int]) -> None:
+        self.rules, self._at = rules, at
+
+    def __getitem__(self, key: str) -> RelayRule:
+        return self.rules[self._at[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._at
+
+    def __iter__(self):
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def values(self):  # type: ignore[override]  # the rules, in order: each key once
+        return self.rules
+
+
+def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[Mapping[str, RelayRule], list[RelaykitError]]:
     """The relaymap entries by sender key; a key given twice with different values is an error."""
+    if isinstance(rules, Rules):  # read in bulk: from the columns, unless a key is there twice
+        at = dict(zip(rules.keys, count()))
+        if len(at) == len(rules):
+            return RulesByKey(rules, at), []
+        rules = tuple(rules)
     by_sender = dict(zip(map(itemgetter(0), rules), rules))  # a C loop: 100k-line relaymaps
     if len(by_sender) == len(rules):  # no key twice
         return by_sender, []
@@ -143,8 +174,14 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
-    explicit_routes = tuple(filter(itemgetter(1), explicit.values()))  # rules with next hops: a rule is its route
-    wildcards = routetables.has_wildcard(explicit)
+    # the rules with next hops: a rule is its route (a bulk read's every rule has them)
+    explicit_routes = explicit.rules if isinstance(explicit, RulesByKey) else \
+        tuple(filter(itemgetter(1), explicit.values()))
+    if isinstance(explicit_routes, Rules):  # the columns, not 100k rules made
+        route_keys, route_hops = explicit_routes.keys, explicit_routes.nexthops
+    else:
+        route_keys, route_hops = list(map(itemgetter(0), explicit_routes)), list(map(itemgetter(1), explicit_routes))
+    wildcards = not isinstance(explicit, RulesByKey) and routetables.has_wildcard(explicit)  # bulk: plain keys
     default, default_domains, managed = settings.relay_nexthop, [], None
     if default:
         managed = _managed_domains(files)
@@ -163,7 +200,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     # 100k routes name a few lists; RELAY_HOST's default routes share one
-    lists = dict.fromkeys(map(itemgetter(1), explicit_routes))
+    lists = dict.fromkeys(route_hops)
     if default_domains:
         lists[default_hops] = None
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)
@@ -189,12 +226,15 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
     joined = {nexthops: ",".join(nexthops) for nexthops in lists}
     # relayhost_map: the explicit routes' lines (the wildcards go to routetables' pcre
     # tables), then the default routes', one value for all
-    relay_lines = routetables.exact_lines(zip(map(itemgetter(0), explicit_routes),
-                                              map(joined.__getitem__, map(itemgetter(1), explicit_routes))), wildcards)
+    written = getattr(explicit_routes, "written", None)  # the relaymap's text is those lines (Rules)
+    if written is not None:
+        relay_lines = Lines(written, len(explicit_routes))
+    else:
+        relay_lines = routetables.exact_lines(zip(route_keys, map(joined.__getitem__, route_hops)), wildcards)
     if default_domains:
         value = joined[default_hops]
-        relay_lines = Lines("".join(line + "\n" for line in relay_lines)
-                            + "@" + f" {value}\n@".join(default_domains) + f" {value}\n",
+        text = written if written is not None else "".join(line + "\n" for line in relay_lines)
+        relay_lines = Lines(text + "@" + f" {value}\n@".join(default_domains) + f" {value}\n",
                             len(relay_lines) + len(default_domains))
     tables = (
         Table(RELAYHOST_MAP, relay_lines),

@@ -22,7 +22,7 @@ from operator import indexOf, itemgetter
 from relaykit.core.plan import Built, build_indexed
 from relaykit.core.routetables import SENDER_TRANSPORT
 from relaykit.core.routing import ByNexthops
-from relaykit.model.entries import ConfigFiles, RelayRule
+from relaykit.model.entries import ConfigFiles, RelayRule, Rules
 from relaykit.model.plan import RELAYHOST_MAP, Plan, Table
 from relaykit.model.settings import Settings
 from relaykit.record import record, replace
@@ -62,7 +62,7 @@ def _basis(built: Built, settings: Settings, files: ConfigFiles, table_type: str
     if built.explicit is None:
         return None
     plan, rules = built.plan, files.relay_rules
-    hops = list(map(itemgetter(1), rules))
+    hops = rules.nexthops if isinstance(rules, Rules) else list(map(itemgetter(1), rules))
     # The first rule of each next-hop list (C scans from the start: a few lists, early),
     # and the last opt-out: an edit before either would reorder tls_policy or the tables.
     firsts = []
@@ -119,7 +119,7 @@ def _patch(last: Basis, settings: Settings, files: ConfigFiles, table_type: str)
         for key in gone:
             del by_sender[key]
         by_sender.update(zip(keys, decisions))
-    senders = senders.copy()
+    senders = senders.copy() if isinstance(senders, dict) else dict.fromkeys(senders)  # core/plan.RulesByKey
     for key in gone:
         del senders[key]
     senders.update(zip(keys, added))

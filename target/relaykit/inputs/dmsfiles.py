@@ -41,7 +41,7 @@ from relaykit.inputs import validate
 from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
                                  SASL_PASSWORD, SENDER_REWRITE, VIRTUAL)
 from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, Deferred, DkimKey, OAuth2Credential,
-                                    Origin, RelayLimit, RelayRule, RulesEdit, SenderRewrite)
+                                    Origin, RelayLimit, RelayRule, Rules, RulesEdit, SenderRewrite)
 from relaykit.secret import Secret
 
 __all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load",
@@ -143,7 +143,7 @@ def _reread(last: tuple, text: str, secure: object) -> tuple[tuple[RelayRule, ..
     first = before + 1  # the first changed line's number
     old_after = first + old.count("\n", start, old_end)  # the first unchanged line after, in each
     new_after = first + text.count("\n", start, new_end)
-    changed = _parse_relaymap(Path(name), text[start:new_end], secure, first)
+    changed = tuple(_parse_relaymap(Path(name), text[start:new_end], secure, first))
     kept = bisect_left(rules, first, key=_line)
     head = rules[:kept]
     after = bisect_left(rules, old_after, key=_line) if new_end < len(text) else len(rules)
@@ -197,10 +197,11 @@ def _origins(name: str, first: int, lines: int):
     return map(partial(tuple.__new__, Origin), zip(repeat(name), range(first, first + lines)))
 
 
-def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tuple[RelayRule, ...] | None:
+def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> Rules | None:
     """The rules of a relaymap whose every line is `@domain value` (blanks and tabs
     between and after) with a domain already in the form validate.route_key() returns,
-    each distinct value parsed once; None for anything else."""
+    each distinct value parsed once, as columns (model/entries.Rules); None for anything
+    else."""
     lines = text.count("\n") + (not text.endswith("\n"))
     # Every line starts with '@' and holds no other: the even fields are then the keys,
     # exactly when there are two fields a line and each even one starts with '@'.
@@ -218,8 +219,12 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> tup
         hops = {value: validate.relay_list(value, "relay", secure) for value in set(values)}
     except RelaykitError:
         return None
-    return tuple(map(partial(tuple.__new__, RelayRule),
-                     zip(keys, map(hops.__getitem__, values), _origins(name, first, lines))))
+    # One blank or tab a line (two fields on each), and each value written as its list's
+    # hops joined by commas: the text is the rules' `sender hop,hop` lines (Rules.written).
+    written = None
+    if text.count(" ") + text.count("\t") == lines and all(value == ",".join(hops[value]) for value in hops):
+        written = text.replace("\t", " ") + ("" if text.endswith("\n") else "\n")
+    return Rules(keys, list(map(hops.__getitem__, values)), name, first, (name, first, secure, text), written)
 
 
 def _plain_accounts(text: str, name: str) -> tuple[Deferred, list[str]] | None:

@@ -13,7 +13,7 @@ from functools import partial
 from itertools import chain, repeat
 from operator import itemgetter
 
-from relaykit.model.entries import Deferred, OAuth2Credential, Origin, Override, RelayLimit, RelayRule
+from relaykit.model.entries import Deferred, OAuth2Credential, Origin, Override, RelayLimit, RelayRule, Rules
 from relaykit.model.nexthop import NextHop
 from relaykit.record import field, record
 
@@ -120,7 +120,7 @@ class Routes(Deferred):
     def nexthop_counts(self) -> Counter:
         """How many routes name each next-hop list, without making the default ones."""
         explicit, domains, nexthops, _ = self._source
-        counts = Counter(map(itemgetter(1), explicit))
+        counts = explicit.nexthop_counts() if isinstance(explicit, Rules) else Counter(map(itemgetter(1), explicit))
         if domains:
             counts[nexthops] += len(domains)
         return counts
