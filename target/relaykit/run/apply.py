@@ -167,6 +167,7 @@ def _apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
     changed_tables = []
     to_compile: dict[str, list[Path]] = {}  # by table type: a table may have a type of its own
     to_update: dict[str, list[tuple[Path, bytes, bytes]]] = {}  # the same, changed in place
+    foreseen = None  # (type, path, text) of the table compiled ahead, if it is to be compiled
     compiled_from: dict[Path, bytes] = {}  # for _SOURCES, once postmap has succeeded
     for table in plan.tables:
         path = directory / table.name
@@ -191,19 +192,24 @@ def _apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
                                                      and previous == _SOURCES.get(path)) else None
         if delta is not None:
             to_update.setdefault(kind, []).append((path, *delta))
-        elif ahead is None or not postfix.take_ahead(ahead, kind, path, data):
+        elif ahead is not None and ahead.name == table.name:
+            foreseen = (kind, path, data)  # compiled meanwhile: taken once the others are compiled
+        else:
             to_compile.setdefault(kind, []).append(path)
     # Until postmap has succeeded, a marker says the compiled table may be half-made (a
     # killed run, a stopped container): it is then compiled whole next time, even if it
     # is newer than its source (see _compiled_current).
     compiling = [_marker(path) for paths in to_compile.values() for path in paths]
     compiling += [_marker(update[0]) for updates in to_update.values() for update in updates]
+    compiling += [_marker(foreseen[1])] if foreseen else []
     for marker in compiling:
         marker.touch()
     for kind, paths in to_compile.items():
         postfix.postmap(kind, paths)
     for kind, updates in to_update.items():
         postfix.postmap_update(kind, updates)
+    if foreseen and not postfix.take_ahead(ahead, *foreseen):  # not as planned: compiled now
+        postfix.postmap(foreseen[0], [foreseen[1]])
     for marker in compiling:
         marker.unlink()
     _SOURCES.update(compiled_from)
