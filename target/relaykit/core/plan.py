@@ -42,25 +42,28 @@ from relaykit.record import replace
 
 
 class RulesByKey(Mapping):
-    """A relaymap read in bulk (model/entries.Rules), by sender key, no key twice: each
-    rule is made when looked up (a few: explain, live reload's basis)."""
+    """A relaymap read in bulk (model/entries.Rules), by sender key, no key twice (`keys`:
+    them, each once): each rule is made when looked up (a few: explain, a credential's
+    route), and each key's place in the file only once one is."""
 
-    __slots__ = ("rules", "_at")
+    __slots__ = ("rules", "_keys", "_at")
 
-    def __init__(self, rules: Rules, at: dict[str, int]) -> None:
-        self.rules, self._at = rules, at
+    def __init__(self, rules: Rules, keys: dict[str, None]) -> None:
+        self.rules, self._keys, self._at = rules, keys, None
 
     def __getitem__(self, key: str) -> RelayRule:
+        if self._at is None:
+            self._at = dict(zip(self.rules.keys, count()))
         return self.rules[self._at[key]]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._at
+        return key in self._keys
 
     def __iter__(self):
-        return iter(self._at)
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._at)
+        return len(self._keys)
 
     def values(self):  # type: ignore[override]  # the rules, in order: each key once
         return self.rules
@@ -69,9 +72,9 @@ class RulesByKey(Mapping):
 def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[Mapping[str, RelayRule], list[RelaykitError]]:
     """The relaymap entries by sender key; a key given twice with different values is an error."""
     if isinstance(rules, Rules):  # read in bulk: from the columns, unless a key is there twice
-        at = dict(zip(rules.keys, count()))
-        if len(at) == len(rules):
-            return RulesByKey(rules, at), []
+        keys = dict.fromkeys(rules.keys)
+        if len(keys) == len(rules):
+            return RulesByKey(rules, keys), []
         rules = tuple(rules)
     by_sender = dict(zip(map(itemgetter(0), rules), rules))  # a C loop: 100k-line relaymaps
     if len(by_sender) == len(rules):  # no key twice

@@ -72,7 +72,9 @@ def _basis(built: Built, settings: Settings, files: ConfigFiles, table_type: str
         except ValueError:  # a list only RELAY_HOST's default routes use
             pass
     last_optout = len(hops) - 1 - indexOf(reversed(hops), ()) if plan.optouts else -1
-    by_hops = {rules[i].nexthops: plan.decisions[rules[i].sender] for i in firsts}
+    decisions = plan.decisions  # the Decision of each list's first route (by list, when looked up so)
+    by_hops = {hops[i]: decisions.by_hops[hops[i]] if isinstance(decisions, ByNexthops)
+               else decisions[rules[i].sender] for i in firsts}
     return Basis(settings, files, table_type, plan, built.explicit, by_hops,
                  max(firsts + [last_optout]) + 1, built.managed or {})
 
