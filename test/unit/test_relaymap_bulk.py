@@ -54,6 +54,11 @@ def _same_or_declined(tmp_path_factory, name: str, text: str, bulk_reader, parse
     except RelaykitError as exc:
         raise AssertionError(f"the bulk reader accepted what the line reader refuses: {text!r}: {exc}") from None
     assert bulk == by_line
+    if hasattr(bulk, "nexthop_counts"):  # relaymap: counted as read, each list in first-use order
+        from collections import Counter
+
+        counts = Counter(rule.nexthops for rule in by_line)
+        assert bulk.nexthop_counts() == counts and list(bulk.nexthop_counts()) == list(counts)
     written = getattr(bulk, "written", None)  # relaymap: the text as relayhost_map's lines, when it is
     if written is not None:
         assert written == "".join(f"{rule.sender} {','.join(rule.nexthops)}\n" for rule in by_line)

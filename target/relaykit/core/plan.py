@@ -203,7 +203,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     # 100k routes name a few lists; RELAY_HOST's default routes share one
-    lists = dict.fromkeys(route_hops)
+    lists = dict.fromkeys(explicit_routes.nexthop_counts() if isinstance(explicit_routes, Rules) else route_hops)
     if default_domains:
         lists[default_hops] = None
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)

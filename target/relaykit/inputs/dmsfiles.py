@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from functools import partial
-from collections import namedtuple
+from collections import Counter, namedtuple
 from itertools import repeat
 from pathlib import Path
 
@@ -215,16 +215,20 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> Rul
             or not _plain_domains(joined.replace("@", ""), max(map(len, keys)) - 1)):
         return None
     values = fields[1::2]
+    by_value = Counter(values)  # each distinct value once, in first-use order, with its count
     try:
-        hops = {value: validate.relay_list(value, "relay", secure) for value in set(values)}
+        hops = {value: validate.relay_list(value, "relay", secure) for value in by_value}
     except RelaykitError:
         return None
+    counts: Counter = Counter()
+    for value, number in by_value.items():
+        counts[hops[value]] += number
     # One blank or tab a line (two fields on each), and each value written as its list's
     # hops joined by commas: the text is the rules' `sender hop,hop` lines (Rules.written).
     written = None
     if text.count(" ") + text.count("\t") == lines and all(value == ",".join(hops[value]) for value in hops):
         written = text.replace("\t", " ") + ("" if text.endswith("\n") else "\n")
-    return Rules(keys, list(map(hops.__getitem__, values)), name, first, (name, first, secure, text), written)
+    return Rules(keys, list(map(hops.__getitem__, values)), name, first, (name, first, secure, text), written, counts)
 
 
 def _plain_accounts(text: str, name: str) -> tuple[Deferred, list[str]] | None:
