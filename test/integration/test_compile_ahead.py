@@ -125,3 +125,14 @@ def test_a_small_relaymap_an_unindexed_table_or_an_unchanged_one_is_not_compiled
     assert prepare(env.environ(), ahead=True).ahead is None
     env.postfix.config_dir.joinpath("relayhost_map").write_text("")  # the source no longer holds it
     assert configure_ahead(env).ahead.taken
+
+
+def test_a_scratch_that_cannot_be_written_leaves_the_table_to_the_usual_compile(env):
+    """A file where the scratch directory goes: nothing compiled ahead, configure as always."""
+    import os
+
+    env.write("postfix-relaymap.cf", relaymap())
+    (env.postfix.config_dir / f"{AHEAD_SCRATCH}{os.getpid()}").write_text("in the way")
+    prepared = configure_ahead(env)
+    assert prepared.ahead is None
+    assert env.lookup("relayhost_map", f"@d{LINES - 1:05}.example") == f"[relay{(LINES - 1) % 3}.test]:587"

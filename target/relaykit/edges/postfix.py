@@ -56,7 +56,7 @@ def _remove_tree(directory: Path) -> None:
         for entry in os.scandir(directory):
             os.unlink(entry.path)
         os.rmdir(directory)
-    except FileNotFoundError:
+    except OSError:  # gone already, or not ours to remove: left as it is
         pass
 
 
@@ -284,15 +284,21 @@ class Postfix:
         runs = [((table,), None) for table, is_small in by_size if not is_small] + ([(small, None)] if small else [])
         self._run_all("postmap", runs)
 
-    def compile_ahead(self, table_type: str, name: str, data: bytes) -> Ahead:
+    def compile_ahead(self, table_type: str, name: str, data: bytes) -> Ahead | None:
         """Start compiling `data`, a guess at table `name`'s text, in a scratch directory
         of the config dir: postmap then runs on another CPU while configure reads and
         plans (~100 ms of one CPU for 100k lines). take_ahead puts the result in place
-        if the guess was right; discard_ahead removes it either way."""
-        _remove_stale_scratch(self.config_dir)
+        if the guess was right; discard_ahead removes it either way. None when the
+        scratch cannot be written (a read-only or full file system): the table is then
+        compiled the usual way, which reports what is wrong."""
         directory = self.config_dir / f"{AHEAD_SCRATCH}{os.getpid()}"
-        directory.mkdir(mode=0o700, exist_ok=True)
-        (directory / name).write_bytes(data)
+        try:
+            _remove_stale_scratch(self.config_dir)
+            directory.mkdir(mode=0o700, exist_ok=True)
+            (directory / name).write_bytes(data)
+        except OSError:
+            _remove_tree(directory)
+            return None
         return Ahead(name, table_type, data, directory, self._start("postmap", f"{table_type}:{directory / name}"))
 
     def take_ahead(self, ahead: Ahead, table_type: str, path: Path, data: bytes) -> bool:
