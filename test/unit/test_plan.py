@@ -68,6 +68,13 @@ def test_default_routes_are_made_only_when_read_and_equal_the_routes_themselves(
                  files(relays=relays, domains=["a.test", "b.test", "c.test", "d.test", "e.test"]), "hash") == plan
 
 
+def test_managed_domains_are_routed_once_each_in_order_whatever_their_accounts_order():
+    plan = build(Settings(relay_host="relay.test", relay_port=587),
+                 files(domains=["c.test", "a.test", "c.test", "b.test", "a.test", "c.test"]), "hash")
+    assert plan.table("relayhost_map").lines == ("@a.test [relay.test]:587", "@b.test [relay.test]:587",
+                                                  "@c.test [relay.test]:587")
+
+
 def test_failover_list_is_one_value():
     plan = build(Settings(), files(relays=[("@a.test", ["[one.test]:587", "[two.test]:587"])]), "hash")
     assert plan.table("relayhost_map").lines == ("@a.test [one.test]:587,[two.test]:587",)

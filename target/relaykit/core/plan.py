@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Mapping
-from itertools import chain, count, filterfalse, repeat
-from operator import itemgetter
+from itertools import chain, compress, count, filterfalse, islice, repeat
+from operator import itemgetter, ne
 from pathlib import Path
 
 from relaykit.core import routetables
@@ -88,17 +88,19 @@ def _explicit_routes(rules: tuple[RelayRule, ...]) -> tuple[Mapping[str, RelayRu
     return by_sender, errors
 
 
-def _managed_domains(files: ConfigFiles) -> dict[str, None]:
-    """Sender domains of postfix-accounts.cf and postfix-virtual.cf, each once: the
+def _managed_domains(files: ConfigFiles) -> list[str]:
+    """Sender domains of postfix-accounts.cf and postfix-virtual.cf, sorted, each once: the
     accounts' as their reader split them, if it did, else (and the aliases') Account.domain
     and Alias.domain by C loops: 100k accounts."""
     def domains(entries):
         return map(itemgetter(2), map(str.rpartition, map(itemgetter(0), entries), repeat("@")))
 
     accounts = files.account_domains if files.account_domains is not None else domains(files.accounts)
-    # a dict, not a set: in the files' order, which sorted() then mostly finds in runs, and
-    # whose strings lie in memory in that order (sorting a set's hash order: ~80 ms at 100k)
-    return dict.fromkeys(chain(accounts, domains(files.aliases)))
+    # Sorted in the files' order, which sorted() mostly finds in runs and whose strings lie
+    # in memory in that order (a set's hash order sorts ~8x slower in a fresh process),
+    # then each kept unless equal to the next: C loops, and no 100k hashes (~15 ms)
+    found = sorted(chain(accounts, domains(files.aliases)))
+    return list(compress(found, chain(map(ne, found, islice(found, 1, None)), (True,))))
 
 
 def environment_credentials(settings: Settings) -> list[Credential]:
@@ -147,7 +149,7 @@ class Built(namedtuple("Built", ("plan", "explicit", "managed", "lists"), defaul
     `explicit`, the relaymap's rules by sender key (dict), when every route is decided by
     its own rule (no @.wildcard, no credential keyed by sender: core/routing.py) and no
     key is given twice, else None (the next plan is built whole); `managed`, the domains
-    RELAY_HOST routes by default (dict, or None); `lists`, the routes' next-hop lists in
+    RELAY_HOST routes by default (a sorted list, or None); `lists`, the routes' next-hop lists in
     first-use order (dict). A named tuple from collections: typing costs ~5 ms to import."""
 
     __slots__ = ()
@@ -190,7 +192,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
         managed = _managed_domains(files)
         # Every managed domain without a rule of its own (nor a wildcard over it), by C
         # loops: 100k managed domains. Their routes are made only if read (Routes).
-        domains = sorted(managed)
+        domains = managed
         if explicit:
             routed = {key[1:] for key in explicit if key[:1] == "@"}
             domains = filterfalse(routed.__contains__, domains)

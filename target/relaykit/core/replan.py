@@ -17,6 +17,7 @@ patched plan against build()'s.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from operator import indexOf, itemgetter
 
 from relaykit.core.plan import Built, build_indexed
@@ -43,7 +44,7 @@ class Basis:
     senders: dict[str, object]  # the relaymap's sender keys (each once), for membership only
     by_hops: dict[tuple, object]  # next-hop list -> the Decision of its routes (the plan's own)
     settled: int  # every opt-out and each next-hop list's first route lie before this rule
-    managed: frozenset[str] | dict  # the domains RELAY_HOST routes by default (empty without)
+    managed: list[str]  # the domains RELAY_HOST routes by default, sorted (empty without)
     patched: bool = False  # this plan was patched (tests check the fast path is taken)
 
 
@@ -76,7 +77,12 @@ def _basis(built: Built, settings: Settings, files: ConfigFiles, table_type: str
     by_hops = {hops[i]: decisions.by_hops[hops[i]] if isinstance(decisions, ByNexthops)
                else decisions[rules[i].sender] for i in firsts}
     return Basis(settings, files, table_type, plan, built.explicit, by_hops,
-                 max(firsts + [last_optout]) + 1, built.managed or {})
+                 max(firsts + [last_optout]) + 1, built.managed or [])
+
+
+def _in_sorted(items: list[str], item: str) -> bool:
+    at = bisect_left(items, item)
+    return at < len(items) and items[at] == item
 
 
 def _patch(last: Basis, settings: Settings, files: ConfigFiles, table_type: str) -> Basis | None:
@@ -97,7 +103,7 @@ def _patch(last: Basis, settings: Settings, files: ConfigFiles, table_type: str)
     if (len(set(keys)) < len(keys)
             or any(key in senders and key not in gone for key in keys)  # routed elsewhere
             or any(rule.nexthops not in by_hops or rule.sender[:2] == "@." for rule in added)  # opt-out, new list
-            or (managed and any(key[:1] == "@" and key[1:] in managed for key in (*gone, *keys)))):
+            or (managed and any(key[:1] == "@" and _in_sorted(managed, key[1:]) for key in (*gone, *keys)))):
         return None
 
     plan = last.plan
