@@ -236,6 +236,19 @@ class Postfix:
         self._edit("master.cf", ("-M", *(f"{key} = {entry}" for key, entry in to_set.items())),
                    ("-MX", *to_remove))
 
+    def start_adding_services(self, entries: Mapping[str, str]) -> subprocess.Popen | None:
+        """Add or replace these master.cf services ({"name/type": "entry"}) by one postconf
+        run (atomic: a temporary file renamed) in the background; added_services waits."""
+        if not entries:
+            return None
+        return self._start("postconf", "-M", *(f"{key} = {entry}" for key, entry in entries.items()))
+
+    def added_services(self, started: subprocess.Popen | None) -> None:
+        """Wait for start_adding_services' postconf (PostfixError if it failed)."""
+        if started is not None:
+            self._finish("postconf", started)
+            self.cool_down("master.cf")
+
     def service_params(self) -> dict[str, str]:
         """Every master.cf `-o` parameter as {"name/type/param": value} (postconf -P)."""
         return _parse_params(self._postconf_read("-P"))

@@ -1,7 +1,9 @@
 """Carry a plan out: write the tables, compile them, set main.cf. Idempotent.
 
 Order matters for a running Postfix: tables are written (atomically) and compiled before
-main.cf points at them, so no daemon ever opens a map that is not there yet.
+main.cf points at them, so no daemon ever opens a map that is not there yet; master.cf's
+new services are added meanwhile, before a table or parameter names them, and its stale
+ones removed after main.cf names them no more.
 Only what changed is touched, so an unchanged configuration causes no reload churn.
 
 relaykit remembers in `relaykit.state` (in MAIL_CONFIG) which main.cf parameters it set;
@@ -24,7 +26,7 @@ from relaykit.core import routetables, tabledelta
 from relaykit.core.dovecot import Layout, Passdb
 from relaykit.edges import dovecot
 from relaykit.edges.editor import Locked, replace_if_changed, write_atomic
-from relaykit.edges.postfix import INDEXED_SUFFIX, SMALL_TABLE, UPDATABLE_TYPES, Ahead, Postfix
+from relaykit.edges.postfix import INDEXED_SUFFIX, SMALL_TABLE, UPDATABLE_TYPES, Ahead, Postfix, PostfixError
 from relaykit.model.plan import RELAYHOST_MAP, SASL_PASSWD, TLS_POLICY, Plan
 from relaykit.record import record
 
@@ -204,12 +206,33 @@ def _apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
     compiling += [_marker(foreseen[1])] if foreseen else []
     for marker in compiling:
         marker.touch()
-    for kind, paths in to_compile.items():
-        postfix.postmap(kind, paths)
-    for kind, updates in to_update.items():
-        postfix.postmap_update(kind, updates)
-    if foreseen and not postfix.take_ahead(ahead, *foreseen):  # not as planned: compiled now
-        postfix.postmap(foreseen[0], [foreseen[1]])
+    # master.cf: the same rule as main.cf's (below), by service: add what is planned,
+    # remove what relaykit added before and no longer plans (a service an administrator
+    # wrote is never touched). Read before main.cf changes: a read is reused only while
+    # neither file has changed. Services are added while the tables compile, so each is
+    # there before a table or parameter names it; stale ones go once main.cf names them
+    # no more.
+    state = _read_state(directory)
+    planned = {s.key: s.entry() for s in plan.services}
+    services = postfix.services() if planned or state["services"] else {}
+    service_set = {k: e for k, e in planned.items() if services.get(k) != e}
+    service_stale = [k for k in state["services"] if k not in planned and k in services]
+    current = postfix.explicit_params()  # main.cf's, read (or prefetched) before master.cf changes
+    adding = postfix.start_adding_services(service_set)
+    try:
+        for kind, paths in to_compile.items():
+            postfix.postmap(kind, paths)
+        for kind, updates in to_update.items():
+            postfix.postmap_update(kind, updates)
+        if foreseen and not postfix.take_ahead(ahead, *foreseen):  # not as planned: compiled now
+            postfix.postmap(foreseen[0], [foreseen[1]])
+    except BaseException:
+        try:  # not left running; the compile's error is the one reported
+            postfix.added_services(adding)
+        except PostfixError:
+            pass
+        raise
+    postfix.added_services(adding)
     for marker in compiling:
         marker.unlink()
     _SOURCES.update(compiled_from)
@@ -218,18 +241,10 @@ def _apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
         if table.secret and compiled and compiled.exists():
             os.chmod(compiled, 0o600)  # postmap creates it with the default mode
 
-    state = _read_state(directory)
     previous = state["params"]
-    to_set, stale, replaced = _diff(plan.params, postfix.explicit_params(), previous, state["replaced"])
-    # master.cf: the same rule, by service: add what is planned, remove what relaykit
-    # added before and no longer plans (a service an administrator wrote is never touched).
-    # Read before main.cf changes: a read is reused only while neither file has changed.
-    planned = {s.key: s.entry() for s in plan.services}
-    services = postfix.services() if planned or state["services"] else {}
-    service_set = {k: e for k, e in planned.items() if services.get(k) != e}
-    service_stale = [k for k in state["services"] if k not in planned and k in services]
+    to_set, stale, replaced = _diff(plan.params, current, previous, state["replaced"])
     postfix.edit_params(to_set, stale)
-    postfix.edit_services(service_set, service_stale)
+    postfix.edit_services({}, service_stale)
 
     # other services' parameters (postfix-master.cf overrides), after their services exist
     param_set, param_stale, service_replaced = {}, [], {}
