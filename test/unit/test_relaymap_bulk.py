@@ -248,7 +248,8 @@ def test_bulk_rules_are_made_when_read_and_plan_as_the_line_readers_rules(tmp_pa
     cases = ((Settings(), {}), (Settings(relay_host="relay.test", relay_port=587), {"accounts": accounts}))
     plans = [build(settings, ConfigFiles(relay_rules=rules, relaymap_exists=True, **extra), "lmdb")
              for settings, extra in cases]
-    assert [summary(plan) for plan in plans] and rules._items is None
+    assert [summary(plan) for plan in plans] == [summary(plan) for plan in plans] and rules._items is None
+    assert rules.nexthop_counts() == Counter(rule.nexthops for rule in by_line)  # counting defaults changed nothing
     for plan, (settings, extra) in zip(plans, cases):
         assert plan == build(settings, ConfigFiles(relay_rules=by_line, relaymap_exists=True, **extra), "lmdb")
     assert rules[10:20] == by_line[10:20] and rules == by_line and rules._items is not None

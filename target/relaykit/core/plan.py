@@ -36,7 +36,7 @@ from relaykit.errors import ConfigError, ConfigErrors, RelaykitError
 from relaykit.model.entries import ConfigFiles, Credential, OAuth2Credential, Origin, RelayRule, Rules
 from relaykit.model.nexthop import NextHop
 from relaykit.model.plan import (OAUTH2_KEYS, RELAYHOST_MAP, SASL_OAUTH2, SASL_PASSWD, TLS_POLICY, Lines, Login,
-                                 Plan, Routes, Table)
+                                 Plan, Routes, Table, nexthop_counts)
 from relaykit.model.settings import Settings
 from relaykit.record import replace
 
@@ -205,7 +205,7 @@ def build_indexed(settings: Settings, files: ConfigFiles, table_type: str) -> Bu
 
     relayhost = settings.default_relay if settings.default_relay_host else ()
     # 100k routes name a few lists; RELAY_HOST's default routes share one
-    lists = dict.fromkeys(explicit_routes.nexthop_counts() if isinstance(explicit_routes, Rules) else route_hops)
+    lists = dict.fromkeys(nexthop_counts(explicit_routes))
     if default_domains:
         lists[default_hops] = None
     hops = dict.fromkeys(hop for nexthops in lists for hop in nexthops)

@@ -219,10 +219,11 @@ class Rules(Deferred):
         return RelayRule(self.keys[at], self.nexthops[at], Origin(self._name, self._first + at))
 
     def nexthop_counts(self) -> Counter:
-        """How many rules name each next-hop list, in first-use order."""
+        """How many rules name each next-hop list, in first-use order: a new Counter (of a
+        handful of lists), the caller's to change."""
         if self._counts is None:
             self._counts = Counter(self.nexthops)
-        return self._counts
+        return Counter(self._counts)
 
 
 class Alias(namedtuple("Alias", ("address", "targets", "origin"))):

@@ -120,10 +120,19 @@ class Routes(Deferred):
     def nexthop_counts(self) -> Counter:
         """How many routes name each next-hop list, without making the default ones."""
         explicit, domains, nexthops, _ = self._source
-        counts = explicit.nexthop_counts() if isinstance(explicit, Rules) else Counter(map(itemgetter(1), explicit))
+        counts = nexthop_counts(explicit)
         if domains:
             counts[nexthops] += len(domains)
         return counts
+
+
+def nexthop_counts(routes) -> Counter:
+    """How many of these routes name each next-hop list, in first-use order (a new
+    Counter): bulk-read rules and RELAY_HOST's default routes from their columns, without
+    making them; any other sequence by one C loop."""
+    if isinstance(routes, (Routes, Rules)):
+        return routes.nexthop_counts()
+    return Counter(map(itemgetter(1), routes))
 
 
 @record
