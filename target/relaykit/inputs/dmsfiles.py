@@ -32,7 +32,6 @@ import re
 from bisect import bisect_left
 from functools import partial
 from collections import Counter, namedtuple
-from itertools import repeat
 from pathlib import Path
 
 from relaykit.commonparts import changed_lines
@@ -41,7 +40,8 @@ from relaykit.inputs import validate
 from relaykit.inputs.env import (ACCOUNTS, DKIM_KEYS, OAUTH2, RECIPIENT_RELAYMAP, RELAY_LIMITS, RELAYMAP,
                                  SASL_PASSWORD, SENDER_REWRITE, VIRTUAL)
 from relaykit.model.entries import (Account, Alias, ConfigFiles, Credential, Deferred, DkimKey, OAuth2Credential,
-                                    Origin, RelayLimit, RelayRule, Rules, RulesEdit, SenderRewrite)
+                                    Origin, RelayLimit, RelayRule, Rules, RulesEdit, SenderRewrite,
+                                    origins)
 from relaykit.secret import Secret
 
 __all__ = ["ACCOUNTS", "OAUTH2", "RECIPIENT_RELAYMAP", "RELAY_LIMITS", "RELAYMAP", "SASL_PASSWORD", "VIRTUAL", "load",
@@ -192,11 +192,6 @@ def _plain_domains(names: str, longest: int) -> bool:
     return not re.search(r"\n[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\n", framed)  # also declines 1234.5.6.7
 
 
-def _origins(name: str, first: int, lines: int):
-    """Origin(name, first), Origin(name, first + 1)... (NamedTuple._make is tuple.__new__)."""
-    return map(partial(tuple.__new__, Origin), zip(repeat(name), range(first, first + lines)))
-
-
 def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> Rules | None:
     """The rules of a relaymap whose every line is `@domain value` (blanks and tabs
     between and after) with a domain already in the form validate.route_key() returns,
@@ -254,7 +249,7 @@ def _plain_accounts(text: str, name: str) -> tuple[Deferred, list[str]] | None:
     def accounts() -> tuple[Account, ...]:
         addresses = map("@".join, zip(locals_, domains))
         return tuple(map(partial(tuple.__new__, Account),
-                         zip(addresses, map(Secret, hashes), _origins(name, 1, lines))))
+                         zip(addresses, map(Secret, hashes), origins(name, 1))))
 
     return Deferred(accounts, lines, (name, text)), domains
 

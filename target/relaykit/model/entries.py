@@ -185,6 +185,12 @@ class Deferred:
         return repr(self._tuple())
 
 
+def origins(name: str, first: int):
+    """Origin(name, first), Origin(name, first + 1)... without end, for lines read in bulk
+    (NamedTuple._make is tuple.__new__: no Python call per line)."""
+    return map(partial(tuple.__new__, Origin), zip(repeat(name), count(first)))
+
+
 class Rules(Deferred):
     """A relaymap's rules read in bulk (inputs/dmsfiles._plain_relaymap) as two columns:
     the sender keys and their next-hop lists, in file order from line `first` of file
@@ -206,8 +212,7 @@ class Rules(Deferred):
         super().__init__(lambda: tuple(self._made()), len(keys), source)
 
     def _made(self):
-        origins = map(partial(tuple.__new__, Origin), zip(repeat(self._name), count(self._first)))
-        return map(partial(tuple.__new__, RelayRule), zip(self.keys, self.nexthops, origins))
+        return map(partial(tuple.__new__, RelayRule), zip(self.keys, self.nexthops, origins(self._name, self._first)))
 
     def __iter__(self):
         return iter(self._items) if self._items is not None else self._made()
