@@ -68,6 +68,19 @@ def test_add_auth_reads_the_password_from_stdin_and_never_prints_it(env):
     assert "from-stdin" not in result.stdout + result.stderr
 
 
+def test_a_carriage_return_ends_a_line_of_stdin_but_is_refused_in_an_argument(env):
+    """A password piped from a Windows file ends in CRLF: the line's end, not the password.
+    The same character in an argument is part of the value, and refused as whitespace
+    (stored without it, Postfix would get another password than the one given)."""
+    result = env.run("setup", "relay", "add-auth", "example.com", "apikey", input="from-windows\r\n")
+    assert result.returncode == 0, result.stderr
+    path = env.config_dir / "postfix-sasl-password.cf"
+    assert path.read_text() == "@example.com\tapikey:from-windows\n"
+    result = env.run("setup", "relay", "add-auth", "example.com", "apikey", "s3cret\r")
+    assert result.returncode == 1 and "must not contain" in result.stderr
+    assert path.read_text() == "@example.com\tapikey:from-windows\n"
+
+
 def test_add_auth_replaces_and_keeps_mode(env):
     env.run("setup", "relay", "add-auth", "example.com", "old", "x")
     env.run("setup", "relay", "add-auth", "example.com", "new", "y")

@@ -46,7 +46,7 @@ def _set(args: list[str], *, new: bool) -> int:
     if not new and not exists:
         raise UsageError(f"{user} does not exist: add it with 'setup email add {user}'")
     user = existing.address if existing else user  # update keeps the address as written
-    plain = password(args[1] if len(args) > 1 else read_password(f"Password for {user}: ").rstrip("\r"))
+    plain = password(args[1] if len(args) > 1 else read_password(f"Password for {user}: "))
     store.set_account(user, hash_password(plain))
     ui.ok(f"{user} {'added' if new else 'updated'}")
     return 0

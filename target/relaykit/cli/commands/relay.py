@@ -47,7 +47,7 @@ def read_password(prompt: str) -> str:
 
         return getpass.getpass(prompt)
     line = sys.stdin.readline()
-    return line[:-1] if line.endswith("\n") else line
+    return line.removesuffix("\n").removesuffix("\r")  # the line's end, LF or CRLF (a file from Windows)
 
 
 def add_auth(args: list[str]) -> int:
@@ -57,7 +57,7 @@ def add_auth(args: list[str]) -> int:
     password = args[2] if len(args) > 2 else read_password(f"Password for {user} ({sender}): ")
     from relaykit.secret import Secret  # lazy: add-domain, the hot path, never handles one
 
-    open_store().set_credential(sender, user, Secret(validate.password(password.rstrip("\r"))))
+    open_store().set_credential(sender, user, Secret(validate.password(password)))
     ui.ok(f"{sender} authenticates as {user}")
     return 0
 
