@@ -136,3 +136,37 @@ def test_a_scratch_that_cannot_be_written_leaves_the_table_to_the_usual_compile(
     prepared = configure_ahead(env)
     assert prepared.ahead is None
     assert env.lookup("relayhost_map", f"@d{LINES - 1:05}.example") == f"[relay{(LINES - 1) % 3}.test]:587"
+
+
+def accounts(lines: int = LINES) -> str:
+    return "".join(f"user@m{n:05}.example|{{SHA512-CRYPT}}$6$s$h\n" for n in range(lines))
+
+
+def test_managed_domains_are_compiled_once_planned_and_answer_as_postmap_made_them(env):
+    """RELAY_HOST's routes for postfix-accounts.cf's domains are nothing a store can foresee:
+    the plan's relayhost_map is compiled while the rest of the plan is applied."""
+    env.write("postfix-accounts.cf", accounts())
+    prepared = configure_ahead(env, RELAY_HOST="smtp.relay.test", RELAY_PORT="587")
+    assert prepared.ahead is not None and prepared.ahead.taken and prepared.ahead.name == "relayhost_map"
+    for n in (0, LINES - 1):
+        assert env.lookup("relayhost_map", f"@m{n:05}.example") == "[smtp.relay.test]:587"
+    assert env.lookup("relayhost_map", "@elsewhere.example") is None
+    assert scratch(env) == []
+    # compiled and unchanged: nothing to compile the next time
+    assert prepare(env.environ(RELAY_HOST="smtp.relay.test", RELAY_PORT="587"), ahead=True).ahead is None
+
+
+def test_a_table_compiled_ahead_has_a_plain_tables_mode_whatever_the_umask(env):
+    """postmap gives a compiled table its source's mode: the scratch copy's must be the
+    0644 of the table it stands for, or Postfix's unprivileged daemons could not read it."""
+    import os
+
+    env.write("postfix-relaymap.cf", relaymap())
+    old = os.umask(0o077)
+    try:
+        prepared = configure_ahead(env)
+    finally:
+        os.umask(old)
+    assert prepared.ahead.taken
+    for name in ("relayhost_map", "relayhost_map.lmdb"):
+        assert (env.postfix.config_dir / name).stat().st_mode & 0o777 == 0o644, name

@@ -309,6 +309,8 @@ class Postfix:
             _remove_stale_scratch(self.config_dir)
             directory.mkdir(mode=0o700, exist_ok=True)
             (directory / name).write_bytes(data)
+            # postmap gives the compiled table its source's mode: a plain table's, whatever the umask
+            (directory / name).chmod(0o644)
         except OSError:
             _remove_tree(directory)
             return None
