@@ -22,6 +22,8 @@ attribute raises FrozenInstanceError. replace(record, **changes) makes a changed
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 _MISSING = object()
 
 
@@ -126,21 +128,34 @@ def _repr(names: tuple[str, ...]):
     return __repr__
 
 
+def _values(names: tuple[str, ...]):
+    """The compared fields of a record as a tuple, by a C getter: no code compiled per
+    class (exec's compile is ~0.15 ms here, and `relaykit configure` imports 18 records)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        get = attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return lambda obj: ()
+
+
 def _eq(names: tuple[str, ...]):
     """As dataclasses: the fields compared as tuples (an identical value is equal at once)."""
-    mine = "".join(f"self.{n}," for n in names)
-    theirs = "".join(f"other.{n}," for n in names)
-    scope: dict = {}
-    exec(f"def __eq__(self, other):\n"  # noqa: S102 (field names: identifiers)
-         f"  if other.__class__ is not self.__class__:\n    return NotImplemented\n"
-         f"  return ({mine}) == ({theirs})\n", scope)
-    return scope["__eq__"]
+    values = _values(names)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return values(self) == values(other)
+    return __eq__
 
 
 def _hash(names: tuple[str, ...]):
-    scope: dict = {}
-    exec(f"def __hash__(self):\n  return hash(({''.join(f'self.{n},' for n in names)}))\n", scope)  # noqa: S102
-    return scope["__hash__"]
+    values = _values(names)
+
+    def __hash__(self):
+        return hash(values(self))
+    return __hash__
 
 
 def _frozen_setattr(self, name: str, value: object) -> None:
