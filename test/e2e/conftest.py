@@ -73,7 +73,9 @@ class MailRun:
         message["Subject"] = subject or f"from {sender} at {time.monotonic_ns()}"
         message.set_content("relaykit e2e\n")
         with smtplib.SMTP("127.0.0.1", self.postfix.smtpd_port, timeout=30) as smtp:
-            smtp.send_message(message)
+            # the envelope given, not parsed from the headers: Debian's python3.11 (the image's)
+            # parses a domain literal (someone@[127.0.0.2]) as no address at all
+            smtp.send_message(message, from_addr=sender, to_addrs=[recipient])
         return message["Subject"]
 
     def received(self, subject: str):
