@@ -188,8 +188,10 @@ def test_the_bulk_accounts_reader_reads_exactly_what_the_line_reader_reads_or_de
 
 def _plain_accounts_with_their_domains(text: str, name: str):
     """_plain_accounts' accounts, once the domains it gives with them are checked to be
-    theirs (core/plan.py takes them as the managed domains)."""
-    read = dmsfiles._plain_accounts(text, name)
+    theirs (core/plan.py takes them as the managed domains); read as _read_accounts does,
+    with the file's bytes when it is one."""
+    data = Path(name).read_bytes() if Path(name).is_file() else None
+    read = dmsfiles._plain_accounts(text, name, data)
     if read is None:
         return None
     accounts, domains = read
@@ -210,6 +212,19 @@ def test_plain_accounts_are_read_in_bulk_and_anything_else_line_by_line(tmp_path
         assert f"{tmp_path / 'postfix-accounts.cf'}:1001" in str(exc)
     else:
         raise AssertionError("a bad domain in a 1000-line file was accepted")
+
+
+def test_an_accounts_file_with_crlf_line_ends_is_read_line_by_line_as_text_mode_reads_it(tmp_path):
+    """Its bytes hold '\r' where its text (universal newlines) does not: the bulk reader,
+    given both, declines, and the line reader reads the text."""
+    plain = "".join(f"user{i}@d{i}.example|{{SHA512-CRYPT}}$6$s$h{i}\r\n" for i in range(3))
+    (tmp_path / "postfix-accounts.cf").write_bytes(plain.encode())
+    accounts, domains = dmsfiles._read_accounts(tmp_path)
+    assert domains is None  # not the bulk reader's
+    assert [(a.address, a.password_hash.reveal()) for a in accounts] == [
+        (f"user{i}@d{i}.example", f"{{SHA512-CRYPT}}$6$s$h{i}") for i in range(3)]
+    (tmp_path / "postfix-accounts.cf").write_bytes(plain.replace("\r\n", "\n").encode())
+    assert dmsfiles._read_accounts(tmp_path)[1] == ["d0.example", "d1.example", "d2.example"]
 
 
 def test_bulk_accounts_are_made_when_first_used_and_two_reads_compare_without_making_them():

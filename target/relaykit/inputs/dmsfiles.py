@@ -55,14 +55,26 @@ Row = namedtuple("Row", ("fields", "origin"))
 
 def _read(path: Path) -> str:
     """A DMS file's text; a missing file is empty."""
+    return _decoded(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
-        return ""
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", Origin(str(path))) from None
+        return b""
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", Origin(str(path))) from None
+
+
+def _decoded(path: Path, data: bytes) -> str:
+    """A file's bytes as text mode reads them (UTF-8, universal newlines: '\r\n' and '\r'
+    end a line as '\n'), without text mode's second copy of a 100k-line file."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", Origin(str(path))) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def rows(path: Path, text: str | None = None, first: int = 1) -> list[Row]:
@@ -169,7 +181,9 @@ _RELAYMAP_BYTES = bytes(range(0x21, 0x7F)).replace(b"#", b"") + b" \t\n"  # prin
 _ACCOUNT_BYTES = bytes(range(0x21, 0x7F)).replace(b"#", b"") + b"\n"  # ... and no blanks in a line
 _DOMAIN_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789.-\n"
 _NEWLINE_AS_DOT = bytes.maketrans(b"\n", b".")
-_NOT_SEPARATORS = bytes(set(range(256)) - set(b"@|\n"))  # deleted: what is left is a file's separators
+# deleted from an accounts file: what is left is its separators, and any byte it must not hold
+_ACCOUNT_BYTES_BUT_SEPARATORS = bytes(set(_ACCOUNT_BYTES) - set(b"@|\n"))
+_DIGITS_AND_DOTS = b"0123456789."
 _SEPARATORS_AS_NEWLINE = bytes.maketrans(b"@|", b"\n\n")
 
 
@@ -189,7 +203,8 @@ def _plain_domains(names: str, longest: int) -> bool:
         return False
     if longest > 63 and (longest > 253 or re.search("[a-z0-9-]{64}", names)):
         return False
-    return not re.search(r"\n[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\n", framed)  # also declines 1234.5.6.7
+    # No name of digits and dots alone (IPv4-shaped, and more: the line reader decides those)
+    return b"\n\n" not in encoded.translate(None, _DIGITS_AND_DOTS)
 
 
 def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> Rules | None:
@@ -226,21 +241,23 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> Rul
     return Rules(keys, list(map(hops.__getitem__, values)), name, first, (name, first, secure, text), written, counts)
 
 
-def _plain_accounts(text: str, name: str) -> tuple[Deferred, list[str]] | None:
+def _plain_accounts(text: str, name: str, data: bytes | None = None) -> tuple[Deferred, list[str]] | None:
     """The accounts of a postfix-accounts.cf whose every line is `user@domain|hash` (no
     blank, no '#', one '@' and then one '|' a line: a hash holding '@' declines) with a
     domain already in the form validate.domain() returns, and each one's domain; None for
     anything else. Every line is checked here; the Accounts are made when first used
-    (model/entries.Deferred)."""
+    (model/entries.Deferred). `data`: the file's bytes, if at hand (no copy of the text
+    encoded again); they hold a '\r' where the text may not, which is then declined."""
     if not text.isascii():
         return None
     whole = text if text.endswith("\n") else text + "\n"
-    encoded = whole.encode()
-    lines = whole.count("\n")
-    # The separators alone, in order, are '@|\n' once a line, and no line starts with '@'
-    # (an empty local part): then every line splits into (local part, domain, hash).
-    if (encoded.translate(None, _ACCOUNT_BYTES) or encoded.translate(None, _NOT_SEPARATORS) != b"@|\n" * lines
-            or whole.startswith("@") or "\n@" in whole):
+    encoded = whole.encode() if data is None else data if data.endswith(b"\n") else data + b"\n"
+    # One pass (a C translate) leaves the separators and any byte out of place: they are '@|\n'
+    # once a line and nothing else, and no line starts with '@' (an empty local part), then
+    # every line splits into (local part, domain, hash). Each line's end is one of them.
+    separators = encoded.translate(None, _ACCOUNT_BYTES_BUT_SEPARATORS)
+    lines = len(separators) // 3
+    if separators != b"@|\n" * lines or encoded.startswith(b"@") or b"\n@" in encoded:
         return None
     # The domains alone, by one C split at '@' and '|': every other field. The others are
     # `hash\nlocal part` pairs, left whole: a third fewer strings than a split at every
@@ -489,8 +506,9 @@ def _read_accounts(config_dir: Path) -> tuple[tuple[Account, ...], list[str] | N
     """postfix-accounts.cf's accounts, and each one's domain when read in bulk (every line
     plain: _plain_accounts), else None (read line by line)."""
     path = config_dir / ACCOUNTS
-    text = _read(path)
-    bulk = _plain_accounts(text, str(path)) if text else None
+    data = _read_bytes(path)
+    text = _decoded(path, data)
+    bulk = _plain_accounts(text, str(path), data) if text else None
     return bulk if bulk is not None else (_collect(path, parse_account_row, (), text), None)
 
 
