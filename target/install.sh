@@ -65,10 +65,10 @@ if [ "${EDITABLE:-0}" = 1 ]; then
 else
   "$PREFIX/bin/pip" install -q "$target"
 fi
-# `setup` starts without site.py: `#!$PREFIX/bin/python -S` (pip writes the interpreter
-# alone). The script adds the venv's site-packages itself, or runs site.py when relaykit
-# is not there (EDITABLE=1: a .pth file names the source tree). See target/bin/setup.
-sed -i '1s|^\(#!/[^ ]*python[0-9.]*\)$|\1 -S|' "$PREFIX/bin/setup"
+# `setup` and `relaykit` start without site.py: `#!$PREFIX/bin/python -S` (pip writes the
+# interpreter alone). The script adds the venv's site-packages itself, or runs site.py when
+# relaykit is not there (EDITABLE=1: a .pth file names the source tree). See target/bin/setup.
+sed -i '1s|^\(#!/[^ ]*python[0-9.]*\)$|\1 -S|' "$PREFIX/bin/setup" "$PREFIX/bin/relaykit"
 
 # The image's layout; a development install (EDITABLE=1) skips it, since it would replace
 # this machine's /etc/postfix/main.cf. CI runs it (a real install), so the image's steps

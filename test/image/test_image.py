@@ -245,6 +245,20 @@ def test_setup_starts_without_site_py_and_finds_relaykit_in_the_venv(docker):
     assert "relaykit.cli.setup" in imported and "site" not in imported
 
 
+def test_relaykit_is_the_same_site_free_script(docker):
+    """/opt/relaykit/bin/relaykit: target/bin/setup under its other name (install.sh's -S
+    too), running relaykit's commands without site.py or a console_scripts wrapper."""
+    result = docker.run("--network", "none", "--rm", "-e", "PYTHONPROFILEIMPORTTIME=1", detach=False,
+                        command=("sh", "-c", "head -n 1 /opt/relaykit/bin/relaykit && relaykit --version"))
+    docker.containers.pop()
+    assert result.returncode == 0, result.stderr
+    first, version = result.stdout.splitlines()[:2]
+    assert first.startswith("#!/opt/relaykit/bin/python") and first.endswith(" -S") and version.startswith("relaykit ")
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "relaykit.cli.main" in imported and not imported & {"site", "re"}
+
+
 def test_the_image_has_every_map_type_sasl_mechanism_and_dovecot_driver_relaykit_uses(docker):
     result = docker.run("--network", "none", "--rm", detach=False, command=(
         "sh", "-c", "postconf -m; ls /usr/lib/x86_64-linux-gnu/sasl2 /usr/lib/*/sasl2 2>/dev/null; "

@@ -1,6 +1,7 @@
 """The installed `setup` script starts without site.py (target/install.sh writes
 `#!<venv>/bin/python -S`) and finds relaykit itself: in a venv's site-packages (the image),
-through an editable install's .pth file (the dev venv), or else by running site.py."""
+through an editable install's .pth file (the dev venv), or else by running site.py. The
+`relaykit` command is the same script (target/bin/relaykit is a symlink to it)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,26 @@ def run_without_site(python: str, script: Path, config: Path) -> subprocess.Comp
                           env={"RELAYKIT_CONFIG_DIR": str(config), "PATH": "/usr/bin:/bin"})
 
 
-def test_install_sh_gives_the_installed_setup_a_site_free_shebang():
+@pytest.mark.parametrize("name", ["setup", "relaykit"])
+def test_install_sh_gives_the_installed_scripts_a_site_free_shebang(name):
     """Fails in a venv not installed by target/install.sh (make install), whose plain
     pip install leaves the interpreter alone on the first line."""
-    first = SCRIPT.read_text().split("\n", 1)[0]
+    first = (SCRIPT.parent / name).read_text().split("\n", 1)[0]
     assert first.startswith(f"#!{Path(sys.executable).parent}/python") and first.endswith(" -S"), first
+
+
+def test_relaykit_is_the_same_script_and_runs_its_own_commands_without_site_py(tmp_path):
+    """Named relaykit, the script runs relaykit's command tree (not setup's), with
+    neither site.py nor a console_scripts wrapper's `re`."""
+    relaykit_script = SCRIPT.parent / "relaykit"
+    assert relaykit_script.read_text().split("\n", 1)[1] == SCRIPT.read_text().split("\n", 1)[1]
+    result = subprocess.run([sys.executable, "-S", "-X", "importtime", str(relaykit_script), "--version"],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert (result.returncode, result.stdout) == (0, f"relaykit {relaykit.__version__}\n"), result.stderr
+    assert imported(result.stderr) & {"site", "re"} == set()
+    unknown = subprocess.run([str(relaykit_script), "frobnicate"], capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin"})
+    assert unknown.returncode == 2 and "relaykit frobnicate" in unknown.stderr
 
 
 def test_the_installed_setup_finds_relaykit_without_site_py(tmp_path):
@@ -82,6 +98,9 @@ def test_an_install_runs_without_site_py(tmp_path, install):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "postfix-relaymap.cf").read_text() == "@x.example\t[smtp.relay.test]:587\n"
     assert "site" not in imported(result.stderr)
+    version = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-S", str(SOURCE.parent / "relaykit"),
+                              "--version"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert version.stdout == f"relaykit {relaykit.__version__}\n", version.stderr
 
 
 def test_relaykit_found_only_by_site_py_falls_back_to_it(tmp_path):
