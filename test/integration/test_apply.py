@@ -57,3 +57,30 @@ def test_postmap_compiles_large_and_small_tables_and_names_a_source_it_cannot_re
         assert postfix.query(f"lmdb:{path}", "@small.example") == f"[small{i}.test]:25"
     with pytest.raises(PostfixError, match="missing-table"):
         postfix.postmap("lmdb", [small[0], directory / "missing-table", large[0]])
+
+
+def test_main_cf_is_set_on_a_copy_and_put_in_place_only_once_the_tables_are_compiled(env):
+    """apply sets main.cf's new parameters on a scratch copy while the tables compile, and
+    renames it over main.cf after: a failed compile leaves main.cf as it was (it never
+    names a table that is not compiled), and no scratch directory stays behind."""
+    from relaykit.model.plan import Table
+
+    postfix = Postfix(env.postfix.config_dir)
+    directory = env.postfix.config_dir
+    before = (directory / "main.cf").read_bytes()
+    (directory / "relay_table.lmdb").mkdir()  # where postmap must write: it fails
+    bad = Plan(params={"relayhost": "[bad.test]:25"}, table_type="lmdb",
+               tables=(Table("relay_table", ("@a.example [bad.test]:25",)),))
+    with pytest.raises(PostfixError, match="relay_table"):
+        apply(bad, postfix)
+    (directory / "relay_table.lmdb").rmdir()
+    assert (directory / "main.cf").read_bytes() == before
+    assert not [p.name for p in directory.iterdir() if p.name.startswith(".relaykit-edit-")]
+    good = Plan(params={"relayhost": "[good.test]:25", "smtp_helo_timeout": "123s"}, table_type="lmdb",
+                tables=(Table("relay_table", ("@a.example [good.test]:25",)),))
+    changes = apply(good, postfix)
+    assert {"relayhost", "smtp_helo_timeout"} <= set(changes.params)
+    assert postfix.param("relayhost") == "[good.test]:25" and postfix.param("smtp_helo_timeout") == "123s"
+    assert postfix.query(f"lmdb:{directory / 'relay_table'}", "@a.example") == "[good.test]:25"
+    assert not [p.name for p in directory.iterdir() if p.name.startswith(".relaykit-edit-")]
+    assert env.postfix.check() == ""

@@ -218,32 +218,41 @@ def _apply(plan: Plan, postfix: Postfix, ahead: Ahead | None = None) -> Changes:
     service_set = {k: e for k, e in planned.items() if services.get(k) != e}
     service_stale = [k for k in state["services"] if k not in planned and k in services]
     current = postfix.explicit_params()  # main.cf's, read (or prefetched) before master.cf changes
-    adding = postfix.start_adding_services(service_set)
-    try:
-        for kind, paths in to_compile.items():
-            postfix.postmap(kind, paths)
-        for kind, updates in to_update.items():
-            postfix.postmap_update(kind, updates)
-        if foreseen and not postfix.take_ahead(ahead, *foreseen):  # not as planned: compiled now
-            postfix.postmap(foreseen[0], [foreseen[1]])
-    except BaseException:
-        try:  # not left running; the compile's error is the one reported
-            postfix.added_services(adding)
-        except PostfixError:
-            pass
-        raise
-    postfix.added_services(adding)
-    for marker in compiling:
-        marker.unlink()
-    _SOURCES.update(compiled_from)
-    for table in plan.tables:
-        compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
-        if table.secret and compiled and compiled.exists():
-            os.chmod(compiled, 0o600)  # postmap creates it with the default mode
-
     previous = state["params"]
     to_set, stale, replaced = _diff(plan.params, current, previous, state["replaced"])
-    postfix.edit_params(to_set, stale)
+    adding = postfix.start_adding_services(service_set)
+    # main.cf's new values are set meanwhile too, on a copy put in place once the tables
+    # are compiled (below); with parameters to remove as well, in two runs after them
+    editing = postfix.start_editing_params(to_set) if not stale else None
+    try:
+        try:
+            for kind, paths in to_compile.items():
+                postfix.postmap(kind, paths)
+            for kind, updates in to_update.items():
+                postfix.postmap_update(kind, updates)
+            if foreseen and not postfix.take_ahead(ahead, *foreseen):  # not as planned: compiled now
+                postfix.postmap(foreseen[0], [foreseen[1]])
+        except BaseException:
+            try:  # not left running; the compile's error is the one reported
+                postfix.added_services(adding)
+            except PostfixError:
+                pass
+            raise
+        postfix.added_services(adding)
+        for marker in compiling:
+            marker.unlink()
+        _SOURCES.update(compiled_from)
+        for table in plan.tables:
+            compiled = _compiled(directory / table.name, table.kind or plan.table_type) if table.indexed else None
+            if table.secret and compiled and compiled.exists():
+                os.chmod(compiled, 0o600)  # postmap creates it with the default mode
+
+        if editing is not None:
+            postfix.edited_params(editing)
+        else:
+            postfix.edit_params(to_set, stale)
+    finally:
+        Postfix.discard_params_edit(editing)  # its scratch directory, whether or not it was used
     postfix.edit_services({}, service_stale)
 
     # other services' parameters (postfix-master.cf overrides), after their services exist
