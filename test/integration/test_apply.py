@@ -84,3 +84,31 @@ def test_main_cf_is_set_on_a_copy_and_put_in_place_only_once_the_tables_are_comp
     assert postfix.query(f"lmdb:{directory / 'relay_table'}", "@a.example") == "[good.test]:25"
     assert not [p.name for p in directory.iterdir() if p.name.startswith(".relaykit-edit-")]
     assert env.postfix.check() == ""
+
+
+def test_main_cf_that_cannot_be_replaced_is_a_postfix_error_naming_it(env, monkeypatch):
+    """The copy's rename over main.cf fails (e.g. main.cf bind-mounted as a file, where
+    postconf -e's own rename failed the same way): a PostfixError naming main.cf, main.cf
+    unchanged, no scratch directory left."""
+    import errno
+    import os
+
+    from relaykit.model.plan import Table
+
+    postfix = Postfix(env.postfix.config_dir)
+    directory = env.postfix.config_dir
+    before = (directory / "main.cf").read_bytes()
+    real = os.replace
+
+    def busy(src, dst, *args, **kwargs):
+        if str(dst).endswith("/main.cf"):
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(src), None, str(dst))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", busy)
+    plan = Plan(params={"relayhost": "[busy.test]:25"}, table_type="lmdb",
+                tables=(Table("relay_table", ("@a.example [busy.test]:25",)),))
+    with pytest.raises(PostfixError, match=f"cannot replace {directory / 'main.cf'}: Device or resource busy"):
+        apply(plan, postfix)
+    assert (directory / "main.cf").read_bytes() == before
+    assert not [p.name for p in directory.iterdir() if p.name.startswith(".relaykit-edit-")]

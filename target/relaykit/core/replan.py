@@ -23,7 +23,7 @@ from operator import indexOf, itemgetter
 from relaykit.core.plan import Built, build_indexed
 from relaykit.core.routetables import SENDER_TRANSPORT
 from relaykit.core.routing import ByNexthops
-from relaykit.model.entries import ConfigFiles, RelayRule, Rules
+from relaykit.model.entries import ConfigFiles, Rules
 from relaykit.model.plan import RELAYHOST_MAP, Plan, Table
 from relaykit.model.settings import Settings
 from relaykit.record import record, replace

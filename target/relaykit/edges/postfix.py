@@ -233,7 +233,11 @@ class Postfix:
         (atomic); PostfixError if postconf failed, main.cf then unchanged. The scratch
         directory is discard_params_edit's to remove."""
         self._finish("postconf", edit.process)
-        os.replace(edit.directory / "main.cf", self.config_dir / "main.cf")
+        target = self.config_dir / "main.cf"
+        try:
+            os.replace(edit.directory / "main.cf", target)
+        except OSError as exc:  # e.g. main.cf bind-mounted as a file: postconf -e's own rename fails so too
+            raise PostfixError(f"cannot replace {target}: {exc.strerror or exc}") from None
         self.cool_down("main.cf")
 
     @staticmethod
