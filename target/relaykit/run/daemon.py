@@ -277,12 +277,20 @@ class Supervisor:
         seconds, and when it answers again, reload Postfix (fresh processes, fresh
         connections; a graceful reload: sessions in progress finish) and flush the queue."""
         up = bool(store.reachable())
+        back = False  # the last probe found it back
         while not self.watch_stop.wait(STORE_PROBE_INTERVAL):
             now = bool(store.reachable())
             if now and not up:
-                self.events.put(("store back", None))
+                self.events.put(("store back", False))
+            elif now and back:
+                # Once more, a probe later: a delivery the reload caught in progress (its
+                # lookup failing on an old connection) leaves its message in the active
+                # queue, which the new queue manager reads only as it starts, and which
+                # that delivery still held then ("skipped, still being delivered").
+                self.events.put(("store back", True))
             elif up and not now:
                 log.warn("the database does not answer: Postfix defers mail until it is back")
+            back = now and not up
             up = now
 
     def _loop(self) -> int:
@@ -308,10 +316,11 @@ class Supervisor:
                 if renewed or any(p.is_relative_to(d) for p in paths for d in self.config_dirs):
                     self.reconfigure(", ".join(sorted(p.name for p in paths)), force=renewed)
             if event[0] == "store back":
-                self.store_back()
+                self.store_back(again=event[1])
 
-    def store_back(self) -> None:
-        """The database answers again: reload Postfix and deliver the deferred mail now."""
+    def store_back(self, again: bool = False) -> None:
+        """The database answers again: reload Postfix and deliver the deferred mail now
+        (`again`: a probe later, for mail a delivery in progress kept from the first)."""
         started = time.monotonic()
         for service in self.services:
             if isinstance(service, PostfixMaster):
@@ -321,6 +330,9 @@ class Supervisor:
                 except (RelaykitError, OSError) as exc:
                     log.error(f"after the database came back: {exc}")
                     return
+        if again:
+            log.debug("the database still answers: reloaded postfix and flushed the queue once more")
+            return
         log.info(f"the database answers again: reloaded postfix and flushed the queue in "
                  f"{(time.monotonic() - started) * 1000:.0f} ms")
 
