@@ -64,7 +64,6 @@ LAZY = {
     ("relaykit.run.configure", "relaykit.core.overrides"): "only POSTFIX_<name>, postfix-main.cf, postfix-master.cf",
     ("relaykit.run.configure", "relaykit.run.oauth2"): "only postfix-oauth2.cf credentials",
     ("relaykit.core.dovecot", "string"): "string.Template: only rendering dovecot.conf (submission on)",
-    ("relaykit.edges.postfix", "shutil"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.edges.postfix", "tempfile"): "only a main.cf/master.cf edit that sets and removes",
     ("relaykit.stores.postgres", "psycopg"): "~60 ms: only with RELAYKIT_DATABASE_URL",
     ("relaykit.inputs.settings", "dotenv"): "~25 ms: only when the dotenv file exists",

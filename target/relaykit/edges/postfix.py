@@ -214,19 +214,14 @@ class Postfix:
         if not to_set:
             return None
         directory = self.config_dir / f"{EDIT_SCRATCH}{os.getpid()}"
-        past = time.time() - 2.5  # cooled down, as cool_down does: else postconf pauses ~1.8 s
         try:
             directory.mkdir(mode=0o700, exist_ok=True)
-            for name in ("main.cf", "master.cf"):  # postconf -c reads both
-                source = self.config_dir / name
-                if source.exists():
-                    (directory / name).write_bytes(source.read_bytes())
-                    os.utime(directory / name, (past, past))
+            copy = self._copy_into(directory)
         except OSError:
             _remove_tree(directory)
             return None
-        return ParamsEdit(directory, Postfix(directory)._start(
-            "postconf", "-e", *(f"{name} = {value}" for name, value in to_set.items())))
+        return ParamsEdit(directory, copy._start("postconf", "-e", *(f"{name} = {value}"
+                                                                     for name, value in to_set.items())))
 
     def edited_params(self, edit: ParamsEdit) -> None:
         """Wait for start_editing_params' postconf and rename its main.cf over this one
@@ -255,14 +250,20 @@ class Postfix:
     def _copy(self) -> Iterator[Postfix]:
         """A Postfix on a scratch copy of main.cf and master.cf (postconf -c needs both), in
         the config directory (so a rename onto the real file is atomic), removed after."""
-        import shutil
         import tempfile
 
         with tempfile.TemporaryDirectory(dir=self.config_dir, prefix=EDIT_SCRATCH) as scratch:
-            for file in ("main.cf", "master.cf"):
-                if (self.config_dir / file).exists():
-                    shutil.copy2(self.config_dir / file, Path(scratch, file))
-            yield Postfix(Path(scratch))
+            yield self._copy_into(Path(scratch))
+
+    def _copy_into(self, directory: Path) -> Postfix:
+        """A Postfix on copies of main.cf and master.cf (postconf -c reads both) in `directory`."""
+        copy = Postfix(directory)
+        for name in ("main.cf", "master.cf"):
+            source = self.config_dir / name
+            if source.exists():
+                (directory / name).write_bytes(source.read_bytes())
+                copy.cool_down(name)  # else postconf would pause ~1.8 s on a file this young
+        return copy
 
     def cool_down(self, name: str) -> None:
         """Date a file we just finished writing 2 s back.
