@@ -131,7 +131,7 @@ def _diff(planned: dict[str, str], current: dict[str, str], previous: dict[str, 
 
 def compile_ahead(postfix: Postfix, table_type: str, foreseen: Mapping[str, bytes]) -> Ahead | None:
     """Start compiling the largest foreseen table (a store's guess at a table's text before
-    reading and planning: stores/files.py), unless it is small (compiled in a moment with
+    reading and planning: stores/files.py; or the plan's own tables), unless it is small (compiled in a moment with
     the others) or its source already holds that text, compiled (nothing to compile)."""
     if table_type not in INDEXED_SUFFIX or not foreseen:
         return None

@@ -80,7 +80,7 @@ def _prepare(environ: Mapping[str, str], compiling: list | None) -> Prepared:
     if compiling == [None]:
         # Nothing foreseen (RELAY_HOST's managed domains are the plan's own output): the
         # plan's largest table then compiles while the rest is prepared and written.
-        compiling[0] = compile_ahead(postfix, table_type, _largest_plain_table(plan, table_type))
+        compiling[0] = compile_ahead(postfix, table_type, _plain_tables(plan, table_type))
     policy = rewrite.build(settings, dmsfiles.load_rewrites(settings.config_dir), table_type)
     if policy.params:
         plan = combine(plan, policy)
@@ -99,15 +99,12 @@ def _prepare(environ: Mapping[str, str], compiling: list | None) -> Prepared:
                     compiling[0] if compiling else None)
 
 
-def _largest_plain_table(plan: Plan, table_type: str) -> dict[str, bytes]:
-    """{name: text} of the plan's largest table of `table_type` with the plain mode (0644:
-    no secret, no group), which a copy compiled ahead has too: what compile_ahead may
-    compile while the plan is applied."""
-    tables = [t for t in plan.tables if t.indexed and not t.secret and not t.group and t.kind in (None, table_type)]
-    if not tables:
-        return {}
-    largest = max(tables, key=lambda table: len(table.text()))
-    return {largest.name: largest.text().encode()}
+def _plain_tables(plan: Plan, table_type: str) -> dict[str, bytes]:
+    """{name: text} of the plan's tables of `table_type` with the plain mode (0644: no
+    secret, no group), which a copy compiled ahead has too: those compile_ahead may
+    compile (the largest) while the plan is applied."""
+    return {t.name: t.text().encode() for t in plan.tables
+            if t.indexed and not t.secret and not t.group and t.kind in (None, table_type)}
 
 
 def with_overrides(settings: Settings, plan: Plan, postfix: Postfix) -> Plan:
