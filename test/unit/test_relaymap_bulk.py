@@ -190,7 +190,7 @@ def _plain_accounts_with_their_domains(text: str, name: str):
     """_plain_accounts' accounts, once the domains it gives with them are checked to be
     theirs (core/plan.py takes them as the managed domains); read as _read_accounts does,
     with the file's bytes when it is one."""
-    data = Path(name).read_bytes() if Path(name).is_file() else None
+    data = Path(name).read_bytes() if Path(name).is_file() else text.encode()
     read = dmsfiles._plain_accounts(text, name, data)
     if read is None:
         return None
@@ -204,7 +204,7 @@ def test_plain_accounts_are_read_in_bulk_and_anything_else_line_by_line(tmp_path
     assert len(_plain_accounts_with_their_domains(plain, "f")) == 1000
     for other in ("# header\n" + plain, plain + "a@Upper.example|{X}h\n", plain + "\n", plain + "a@1.2.3.4|{X}h\n",
                   plain + "nobar@d.example\n"):
-        assert dmsfiles._plain_accounts(other, "f") is None
+        assert dmsfiles._plain_accounts(other, "f", other.encode()) is None
     (tmp_path / "postfix-accounts.cf").write_text(plain + "a@b..example|{X}h\n")
     try:
         dmsfiles.load_accounts(tmp_path)
@@ -229,11 +229,12 @@ def test_an_accounts_file_with_crlf_line_ends_is_read_line_by_line_as_text_mode_
 
 def test_bulk_accounts_are_made_when_first_used_and_two_reads_compare_without_making_them():
     plain = "".join(f"user{i}@d{i}.example|{{SHA512-CRYPT}}$6$s$h{i}\n" for i in range(100))
-    accounts, domains = dmsfiles._plain_accounts(plain, "f")
-    again, _ = dmsfiles._plain_accounts(plain, "f")
+    accounts, domains = dmsfiles._plain_accounts(plain, "f", plain.encode())
+    again, _ = dmsfiles._plain_accounts(plain, "f", plain.encode())
     assert len(accounts) == 100 and accounts._items is None  # configure's relay plan reads only `domains`
     assert accounts == again and again._items is None  # the same text: equal, neither made
-    changed, _ = dmsfiles._plain_accounts(plain.replace("h99", "h98"), "f")
+    other = plain.replace("h99", "h98")
+    changed, _ = dmsfiles._plain_accounts(other, "f", other.encode())
     assert accounts != changed  # compared entry by entry
     assert accounts == dmsfiles._collect(Path("f"), dmsfiles.parse_account_row, (), plain)
     assert accounts[99].origin == Origin("f", 100) and accounts[1:3] == tuple(accounts)[1:3]

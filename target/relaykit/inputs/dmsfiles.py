@@ -241,17 +241,17 @@ def _plain_relaymap(text: str, name: str, secure: object, first: int = 1) -> Rul
     return Rules(keys, list(map(hops.__getitem__, values)), name, first, (name, first, secure, text), written, counts)
 
 
-def _plain_accounts(text: str, name: str, data: bytes | None = None) -> tuple[Deferred, list[str]] | None:
+def _plain_accounts(text: str, name: str, data: bytes) -> tuple[Deferred, list[str]] | None:
     """The accounts of a postfix-accounts.cf whose every line is `user@domain|hash` (no
     blank, no '#', one '@' and then one '|' a line: a hash holding '@' declines) with a
     domain already in the form validate.domain() returns, and each one's domain; None for
     anything else. Every line is checked here; the Accounts are made when first used
-    (model/entries.Deferred). `data`: the file's bytes, if at hand (no copy of the text
-    encoded again); they hold a '\r' where the text may not, which is then declined."""
+    (model/entries.Deferred). `data`: the file's bytes, which `text` decodes (no copy of
+    the text encoded again); they hold a '\r' where the text may not, which is then declined."""
     if not text.isascii():
         return None
     whole = text if text.endswith("\n") else text + "\n"
-    encoded = whole.encode() if data is None else data if data.endswith(b"\n") else data + b"\n"
+    encoded = data if data.endswith(b"\n") else data + b"\n"
     # One pass (a C translate) leaves the separators and any byte out of place: they are '@|\n'
     # once a line and nothing else, and no line starts with '@' (an empty local part), then
     # every line splits into (local part, domain, hash). Each line's end is one of them.
