@@ -77,10 +77,13 @@ def _reference(data: bytes, key: str, line: str | None) -> bytes:
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 16])
-def test_replace_key_across_the_blocks_it_searches(monkeypatch, block):
+@pytest.mark.parametrize("window", [1, 5, 9, 24_000])
+def test_replace_key_across_the_blocks_and_windows_it_searches(monkeypatch, block, window):
+    """Blocks read, and windows searched with bytes.find, of every size around a key's."""
     from relaykit.edges import editor
 
     monkeypatch.setattr(editor, "BLOCK", block)
+    monkeypatch.setattr(editor, "WINDOW", window)
     lines = [f"@d{i}.test [r{i % 3}.test]:587\n" for i in range(300)]
     lines[5] = "  @D7.Test [upper.test]:25\r\n"
     lines[150] = "@long.test " + "x" * 500 + "\n"
