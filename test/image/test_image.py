@@ -259,6 +259,16 @@ def test_relaykit_is_the_same_site_free_script(docker):
     assert "relaykit.cli.main" in imported and not imported & {"site", "re"}
 
 
+def test_relaykit_s_modules_come_from_the_images_start_up_cache(docker):
+    """install.sh wrote relaykit/__pycache__/startcache.<tag>.bin after pip, and nothing in
+    the image's later layers touched a source since: `setup` loads its modules from it."""
+    code = ("import sys, relaykit.cli.setup, relaykit.cli.commands.relay, relaykit.stores.files\n"
+            "print(sorted({type(m.__loader__).__name__ for n, m in sys.modules.items() if n.startswith('relaykit.')}))")
+    result = docker.run("--network", "none", "--rm", detach=False, command=("/opt/relaykit/bin/python", "-c", code))
+    docker.containers.pop()
+    assert (result.returncode, result.stdout) == (0, "['_StartCache']\n"), result.stderr
+
+
 def test_the_image_has_every_map_type_sasl_mechanism_and_dovecot_driver_relaykit_uses(docker):
     result = docker.run("--network", "none", "--rm", detach=False, command=(
         "sh", "-c", "postconf -m; ls /usr/lib/x86_64-linux-gnu/sasl2 /usr/lib/*/sasl2 2>/dev/null; "
