@@ -28,10 +28,10 @@ START_CACHE_FORMAT = b"rks1"  # the layout below: a file of another layout is no
 class _StartCache:
     """A finder and loader (sys.meta_path) of relaykit's modules from the cache file.
 
-    The file: MAGIC_NUMBER, START_CACHE_FORMAT, the index's length (4 bytes, little-endian), the index
-    (marshal: {module name: (path under relaykit/, source mtime_ns, source size, offset,
-    length, is a package, its .pyc's path under relaykit/)}), then each module's code
-    (marshal) at base + offset."""
+    The file: MAGIC_NUMBER, START_CACHE_FORMAT, the index's length (4 bytes, little-endian),
+    the index (marshal: {module name: (path under relaykit/, source mtime_ns, source size,
+    offset, length, is a package, its .pyc's path under relaykit/)}), then each module's
+    code (marshal) at base + offset."""
 
     def __init__(self, directory: str, fd: int, base: int, index: dict) -> None:
         self.directory, self.fd, self.base, self.index = directory, fd, base, index
@@ -40,16 +40,17 @@ class _StartCache:
         entry = self.index.get(name)
         if entry is None or not path:
             return None
-        origin = f"{self.directory}/{entry[0]}"
+        relative, _mtime_ns, _size, _offset, _length, package, cached = entry
+        origin = f"{self.directory}/{relative}"
         if not origin.startswith(path[0] + "/"):  # its parent package is not this tree's
             return None
         code = self._code(name)
         if code is None:
             return None
-        spec = ModuleSpec(name, self, origin=origin, is_package=entry[5])
+        spec = ModuleSpec(name, self, origin=origin, is_package=package)
         spec.has_location = True  # __file__ and __cached__ are as usual (not computed again)
-        spec.cached = f"{self.directory}/{entry[6]}"
-        if entry[5]:
+        spec.cached = f"{self.directory}/{cached}"
+        if package:
             spec.submodule_search_locations = [origin.rpartition("/")[0]]
         spec.loader_state = code
         return spec
@@ -100,7 +101,7 @@ def _use_start_cache(directory: str) -> None:
         head = os.pread(fd, 12, 0)
         length = int.from_bytes(head[8:], "little")
         index = marshal.loads(os.pread(fd, length, 12)) if head[:8] == MAGIC_NUMBER + START_CACHE_FORMAT else None
-    except (OSError, ValueError, EOFError, TypeError):
+    except (OSError, ValueError, EOFError, TypeError, MemoryError):  # MemoryError: a length made of garbage
         index = None
     if type(index) is not dict:  # another Python's or relaykit's, or not a cache: the usual imports
         os.close(fd)
