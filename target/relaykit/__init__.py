@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 # writes it; install.sh runs it). `setup relay add-domain` imports 16 of them, and importlib's
 # own Python code costs ~0.1 ms a module (searching the directory, three stats, opening and
 # checking its .pyc), more than unmarshalling the code: with this file it is one pread and a
-# stat. A module is taken from the file only while its source has the size and mtime (ns) it
-# was compiled from, as a .pyc is checked; else, or with no usable file, it is imported as usual.
+# stat. A module is taken from the file only while its source has the size and mtime it was
+# compiled from, as a .pyc is checked (in whole seconds, as a .pyc: Docker's image layers keep
+# no more); else, or with no usable file, it is imported as usual.
 try:
     from _frozen_importlib import ModuleSpec
     from _frozen_importlib_external import MAGIC_NUMBER  # importlib.util's, without importing importlib
@@ -22,14 +23,14 @@ try:
 except ImportError:  # not CPython: no cache
     ModuleSpec = None
 
-START_CACHE_FORMAT = b"rks1"  # the layout below: a file of another layout is not read
+START_CACHE_FORMAT = b"rks2"  # the layout below: a file of another layout is not read
 
 
 class _StartCache:
     """A finder and loader (sys.meta_path) of relaykit's modules from the cache file.
 
     The file: MAGIC_NUMBER, START_CACHE_FORMAT, the index's length (4 bytes, little-endian),
-    the index (marshal: {module name: (path under relaykit/, source mtime_ns, source size,
+    the index (marshal: {module name: (path under relaykit/, source mtime (s), source size,
     offset, length, is a package, its .pyc's path under relaykit/)}), then each module's
     code (marshal) at base + offset."""
 
@@ -40,7 +41,7 @@ class _StartCache:
         entry = self.index.get(name)
         if entry is None or not path:
             return None
-        relative, _mtime_ns, _size, _offset, _length, package, cached = entry
+        relative, _mtime, _size, _offset, _length, package, cached = entry
         origin = f"{self.directory}/{relative}"
         if not origin.startswith(path[0] + "/"):  # its parent package is not this tree's
             return None
@@ -71,11 +72,11 @@ class _StartCache:
     def _code(self, name):
         """The module's code from the file, or None if its source changed since (or the
         file cannot give it)."""
-        relative, mtime_ns, size, offset, length, _package, _cached = self.index[name]
+        relative, mtime, size, offset, length, _package, _cached = self.index[name]
         origin = f"{self.directory}/{relative}"
         try:
             stat = os.stat(origin)
-            if stat.st_mtime_ns != mtime_ns or stat.st_size != size:
+            if stat.st_mtime_ns // 1_000_000_000 != mtime or stat.st_size != size:
                 return None
             code = marshal.loads(os.pread(self.fd, length, self.base + offset))
         except (OSError, ValueError, EOFError, TypeError):

@@ -41,7 +41,8 @@ def build(directory: str) -> tuple[bytes, int]:
                 source = file.read()
             code = marshal.dumps(compile(source, path, "exec", dont_inherit=True))
             cached = os.path.relpath(cache_from_source(path), directory)
-            index[name] = (relative, stat.st_mtime_ns, stat.st_size, offset, len(code), package, cached)
+            seconds = stat.st_mtime_ns // 1_000_000_000  # as relaykit/__init__.py compares it
+            index[name] = (relative, seconds, stat.st_size, offset, len(code), package, cached)
             codes.append(code)
             offset += len(code)
     head = marshal.dumps(index)

@@ -78,9 +78,9 @@ def test_a_module_changed_after_the_cache_was_written_is_imported_from_its_sourc
     editor = tree / "relaykit" / "edges" / "editor.py"
     if change == "content":
         editor.write_text(editor.read_text() + "EDITED = True\n")
-    else:  # same size, same bytes: a newer mtime is enough, as for a .pyc
+    else:  # same size, same bytes: a newer mtime is enough, as for a .pyc (in seconds, as a .pyc)
         stat = editor.stat()
-        os.utime(editor, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+        os.utime(editor, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     found = loaders(tree)
     assert found["relaykit.edges.editor"][0] == "SourceFileLoader"
     assert found["relaykit.errors"][0] == found["relaykit.cli.setup"][0] == "_StartCache"
