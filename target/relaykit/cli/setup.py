@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import atexit
 import gc
-import os
+import posix
 import sys
 
 from relaykit.cli.dispatch import Command, Group, main_guard, run
@@ -316,7 +316,7 @@ def script() -> None:
     over them included). Nothing needs that when no atexit callback is registered (logging,
     psycopg and tempfile's finalizers register one) and no thread may be running (threading
     was never imported: subprocess, rich and psycopg import it): the command closed its
-    files, so flushing stdout and stderr is all that is left before os._exit. Otherwise
+    files, so flushing stdout and stderr is all that is left before _exit. Otherwise
     gc.freeze() still spares the exit's last collection the imports' objects (~2 ms)."""
     status = main()
     callbacks = getattr(atexit, "_ncallbacks", lambda: -1)()  # CPython's count (3.11+); -1: unknown
@@ -327,7 +327,7 @@ def script() -> None:
         except BaseException:  # e.g. a closed pipe: the normal exit reports it, as always
             pass
         else:
-            os._exit(status)
+            posix._exit(status)  # os._exit, without importing os (setup's fast path never does)
     gc.freeze()
     sys.exit(status)
 

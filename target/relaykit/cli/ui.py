@@ -7,15 +7,16 @@ Messages never include a password: callers pass usernames and keys only.
 
 from __future__ import annotations
 
-import os
 import sys
+
+from relaykit.inputs.env import environment
 
 _STYLES = {"ok": "green", "info": "", "warn": "yellow", "error": "bold red"}
 _PREFIX = {"ok": "", "info": "", "warn": "warning: ", "error": "error: "}
 
 
 def _styled(stream) -> bool:
-    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return stream.isatty() and not environment().get("NO_COLOR") and environment().get("TERM") != "dumb"
 
 
 def emit(kind: str, message: str) -> None:

@@ -23,9 +23,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
+import posix
 
-# str paths and os.path, not pathlib: this module is on the `setup` fast path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (os.PathLike)
+    import os
+
+# str paths and posix, not pathlib or os: this module is on the `setup` fast path, which
+# never imports os (~2 ms with _collections_abc). os is imported only to make missing
+# directories.
 
 BLOCK = 1 << 16  # bytes searched at a time: small enough to reuse the same memory, cache-warm
 # bytes.find searches at most this many bytes at once: below 30,000 CPython uses its Horspool
@@ -123,18 +129,18 @@ def replace_key(data: bytes, key: str, line: str | None) -> bytes:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[posix.write(fd, view):]
 
 
 def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
     """Append `count` bytes of `src` from `offset` to `dst`, in the kernel where it can."""
     while count:
         try:
-            sent = os.sendfile(dst, src, offset, count)
+            sent = posix.sendfile(dst, src, offset, count)
         except OSError as exc:
             if exc.errno not in _NO_SENDFILE:
                 raise
-            sent = len(chunk := os.pread(src, min(count, BLOCK), offset))
+            sent = len(chunk := posix.pread(src, min(count, BLOCK), offset))
             _write_all(dst, chunk)
         if not sent:
             raise OSError(errno.EIO, "the file shrank while it was being edited")
@@ -142,23 +148,24 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
 
 
 def _beside(path: str, template: str) -> str:
-    directory, name = os.path.split(path)
-    return os.path.join(directory, template.format(name=name))
+    """`path` with its last component `name` replaced by template.format(name=name)."""
+    directory, slash, name = path.rpartition("/")
+    return f"{directory}{slash}{template.format(name=name)}"
 
 
 class Locked:
     """An exclusive lock on `<dir>/.<name>.lock`, for one read-modify-write of `<name>`."""
 
     def __init__(self, path: os.PathLike | str) -> None:
-        self.lock_path = _beside(os.fspath(path), ".{name}.lock")
+        self.lock_path = _beside(posix.fspath(path), ".{name}.lock")
 
     def __enter__(self) -> Locked:
-        self.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = posix.open(self.lock_path, posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # closing the descriptor releases the flock
+        posix.close(self.fd)  # closing the descriptor releases the flock
 
 
 def remove_stale_temps(path: str) -> None:
@@ -168,24 +175,24 @@ def remove_stale_temps(path: str) -> None:
     (never read: no table or config file name ends in `.tmp`). A live pid, even a reused
     one, keeps its file: at worst a leftover stays until that pid is gone too.
     """
-    directory, name = os.path.split(path)
+    directory, slash, name = path.rpartition("/")
     prefix = f".{name}."
     try:
-        names = os.listdir(directory or ".")
+        names = posix.listdir(directory + slash or ".")
     except OSError:
         return
     for entry in names:
         pid = entry[len(prefix):-len(".tmp")] if entry.startswith(prefix) and entry.endswith(".tmp") else ""
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != posix.getpid() and not _alive(int(pid)):
             try:
-                os.unlink(os.path.join(directory, entry))
+                posix.unlink(f"{directory}{slash}{entry}")
             except FileNotFoundError:
                 pass
 
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        posix.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's
@@ -198,38 +205,50 @@ def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o644, *, uid
     """Replace `path` with `data` all at once: temp file, fsync, rename. `durable=False`
     leaves out the fsync (~7 ms for 3 MB), for a file made again whenever it differs from
     what it should hold: readers still see the old file or the new one, never a mix."""
-    _replace(os.fspath(path), lambda fd: _write_all(fd, data), mode, uid, gid, durable)
+    _replace(posix.fspath(path), lambda fd: _write_all(fd, data), mode, uid, gid, durable)
 
 
 def _replace(path: str, write, mode: int, uid: int, gid: int, durable: bool = True) -> None:
     """Replace `path` all at once with what `write(fd)` writes: temp file, fsync, rename."""
     remove_stale_temps(path)
-    tmp = _beside(path, ".{name}.%d.tmp" % os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    tmp = _beside(path, ".{name}.%d.tmp" % posix.getpid())
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
     try:
-        os.fchmod(fd, mode)  # exact mode, whatever the umask
+        posix.fchmod(fd, mode)  # exact mode, whatever the umask
         if (uid, gid) != (-1, -1):
-            os.fchown(fd, uid, gid)
+            posix.fchown(fd, uid, gid)
         write(fd)
         if durable:
-            os.fsync(fd)
-        os.close(fd)
+            posix.fsync(fd)
+        posix.close(fd)
         fd = -1
-        os.replace(tmp, path)
+        posix.replace(tmp, path)
     except BaseException:
         if fd != -1:
-            os.close(fd)
+            posix.close(fd)
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
 
 
+def _make_directory(directory: str) -> None:
+    """mkdir -p, for the file about to be written there (its first edit)."""
+    try:
+        if not directory or posix.stat(directory).st_mode & 0o170000 == 0o040000:  # S_ISDIR
+            return
+    except OSError:
+        pass
+    import os  # lazy: only a first edit in a new directory, or an error to report (test_layers.LAZY)
+
+    os.makedirs(directory, exist_ok=True)
+
+
 def set_line(path: os.PathLike | str, key: str, line: str | None, *, new_mode: int = 0o644) -> bool:
     """Set the line of `key` in `path` to `line` (None removes it). True when the file changed."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    path = posix.fspath(path)
+    _make_directory(path.rpartition("/")[0])
     with Locked(path):
         try:
             file = open(path, "rb", buffering=0)
@@ -239,8 +258,8 @@ def set_line(path: os.PathLike | str, key: str, line: str | None, *, new_mode: i
             write_atomic(path, line.encode() + b"\n", new_mode)
             return True
         with file:
-            src, stat = file.fileno(), os.fstat(file.fileno())
-            pieces = _plan(lambda offset, count: os.pread(src, count, offset), stat.st_size, key, line)
+            src, stat = file.fileno(), posix.fstat(file.fileno())
+            pieces = _plan(lambda offset, count: posix.pread(src, count, offset), stat.st_size, key, line)
             if pieces is None:
                 return False
             if len(pieces) == 2 and pieces[0] == (0, stat.st_size):  # a new key: at the end
@@ -264,12 +283,12 @@ def _append(path: str, line: bytes) -> None:
     a write to a regular file short), and the file is never replaced. No copy of a 100k-line
     file, as `echo >>` in DMS; synced like write_atomic's files."""
     remove_stale_temps(path)  # as every edit does (_replace)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CLOEXEC)
     try:
         _write_all(fd, line)
-        os.fdatasync(fd)
+        posix.fdatasync(fd)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def write_if_changed(path: os.PathLike | str, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> bool:
@@ -283,9 +302,9 @@ def replace_if_changed(path: os.PathLike | str, data: bytes, mode: int, *, uid: 
                        gid: int = -1, durable: bool = True) -> tuple[bool, bytes | None]:
     """write_if_changed, also giving what the file held before (None: there was none), so
     that a table's change can be applied to its compiled form as a delta."""
-    path = os.fspath(path)
+    path = posix.fspath(path)
     try:
-        stat = os.stat(path)
+        stat = posix.stat(path)
         with open(path, "rb") as file:
             previous = file.read()
         if (previous == data and stat.st_mode & 0o777 == mode and uid in (-1, stat.st_uid)

@@ -8,20 +8,19 @@ their data lives for messages. `configure` and the `setup` commands ask open_sto
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections, ~1.5 ms of `setup`'s start-up
     from collections.abc import Mapping
 
-from relaykit.inputs.env import config_dir, database_url
+from relaykit.inputs.env import config_dir, database_url, environment
 
 __all__ = ["database_url", "open_store"]
 
 
-def open_store(environ: Mapping[str, str] = os.environ):  # -> stores.protocol.Store
-    """The store the environment names: PostgreSQL when RELAYKIT_DATABASE_URL (or its
-    *_FILE) is set, else the files of RELAYKIT_CONFIG_DIR."""
+def open_store(environ: Mapping[str, str] | None = None):  # -> stores.protocol.Store
+    """The store the environment (default: inputs/env.environment()) names: PostgreSQL
+    when RELAYKIT_DATABASE_URL (or its *_FILE) is set, else the files of RELAYKIT_CONFIG_DIR."""
+    environ = environment() if environ is None else environ
     url = database_url(environ)
     if url:
         # lazy: the file store (every `setup` command without a database) never pays for it

@@ -1,18 +1,20 @@
 """The embedded default store: the DMS files of RELAYKIT_CONFIG_DIR, edited in place.
 
 Every edit is one edges/editor.set_line (lock, temp file, rename). On `setup`'s fast path:
-only os and the editor at import; reading and planning import what they need when asked.
+only the editor at import (not even os); reading and planning import what they need when asked.
 """
 
 from __future__ import annotations
 
-import os
+import posix
 
 from relaykit.edges.editor import set_line
-from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL
+from relaykit.inputs.env import ACCOUNTS, OAUTH2, RECIPIENT_RELAYMAP, RELAYMAP, SASL_PASSWORD, VIRTUAL, path_in
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only: the editing commands never load relaykit.secret for them
+if TYPE_CHECKING:  # annotations only: the editing commands never load relaykit.secret (or os) for them
+    import os
+
     from relaykit.secret import Secret
 
 # The last plan and what the next is patched from after an edit (core/replan.py): live
@@ -25,10 +27,10 @@ _FILES = {"relays": RELAYMAP, "recipient relays": RECIPIENT_RELAYMAP, "credentia
 
 class FileStore:
     def __init__(self, config_dir: os.PathLike | str) -> None:
-        self.config_dir = os.fspath(config_dir)
+        self.config_dir = posix.fspath(config_dir)
 
     def where(self, what: str) -> str:
-        return os.path.join(self.config_dir, _FILES[what])
+        return path_in(self.config_dir, _FILES[what])
 
     # reading and planning
     def load(self, secure=()):  # -> model.entries.ConfigFiles

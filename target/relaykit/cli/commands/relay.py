@@ -6,7 +6,7 @@ nothing. Messages name keys and usernames, never a password.
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
 from relaykit.cli import ui
@@ -148,8 +148,12 @@ def add_oauth2(args: list[str]) -> int:
     validate.oauth2_fields(provider, {**plain, **secrets}, by_file)
     store = open_store()
     path = store.where("oauth2")
-    if secrets and os.path.exists(path) and os.stat(path).st_mode & 0o077:
-        raise UsageError(f"{path} may be read by others (mode {os.stat(path).st_mode & 0o777:o}): "
+    try:
+        mode = posix.stat(path).st_mode  # posix, not os: setup's fast path (add-domain) never imports os
+    except OSError:
+        mode = 0
+    if secrets and mode & 0o077:
+        raise UsageError(f"{path} may be read by others (mode {mode & 0o777:o}): "
                          f"chmod 600 it before a secret goes in")
     line = (provider, user, *(f"{k}={v}" for k, v in fields.items()), *(f"{k}={v}" for k, v in secrets.items()))
     store.set_oauth2(key, line)
