@@ -135,3 +135,20 @@ def test_the_environment_without_os_is_the_one_os_environ_gives(tmp_path):
            b"ODD": b"caf\xe9 \xff"}
     result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, env=env)
     assert (result.returncode, result.stdout) == (0, b"/changed b'caf\\xe9 \\xff'\n"), result.stderr
+
+
+def test_a_relaykit_on_pythonpath_comes_before_the_venv_s(tmp_path):
+    """As with site.py: PYTHONPATH's entries come first, so a relaykit there is the one run
+    (the script looks in its own tree first only when PYTHONPATH is not set)."""
+    import shutil
+
+    shutil.copytree(TREE / "relaykit", tmp_path / "relaykit", ignore=shutil.ignore_patterns("__pycache__"))
+    init = tmp_path / "relaykit" / "__init__.py"
+    init.write_text(init.read_text().replace(f'__version__ = "{relaykit.__version__}"', '__version__ = "0.0.0-copy"'))
+    script = SCRIPT.parent / "relaykit"
+    env = {"PATH": "/usr/bin:/bin"}
+    assert subprocess.run([str(script), "--version"], capture_output=True, text=True, env=env).stdout == \
+        f"relaykit {relaykit.__version__}\n"
+    copy = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(tmp_path)})
+    assert copy.stdout == "relaykit 0.0.0-copy\n", copy.stderr
