@@ -208,3 +208,18 @@ def test_health_address_takes_ascii_digits_only(text):
 
     with pytest.raises(UsageError, match="expected <host>:<port>"):
         _address(text)
+
+
+@pytest.mark.parametrize("directory", ["", "/", "/etc", "/etc/", "relative", "relative/", "a//b"])
+def test_the_path_helpers_without_os_join_as_os_path_does(directory):
+    """setup's fast path never imports os: inputs/env.path_in and the editor's _beside
+    stand in for os.path.join and os.path.split."""
+    import os.path
+
+    from relaykit.edges.editor import _beside
+    from relaykit.inputs.env import path_in
+
+    assert path_in(directory, "postfix-relaymap.cf") == os.path.join(directory, "postfix-relaymap.cf")
+    path = os.path.join(directory, "postfix-relaymap.cf")
+    head, name = os.path.split(path)
+    assert os.path.normpath(_beside(path, ".{name}.lock")) == os.path.normpath(os.path.join(head, f".{name}.lock"))

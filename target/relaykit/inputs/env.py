@@ -57,7 +57,7 @@ def environment() -> Mapping[str, str]:
 
 def path_in(directory: str, name: str) -> str:
     """os.path.join(directory, name) for a relative name, without os."""
-    return f"{directory}{name}" if directory.endswith("/") else f"{directory}/{name}"
+    return f"{directory}{name}" if not directory or directory.endswith("/") else f"{directory}/{name}"
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> str:
