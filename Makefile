@@ -19,18 +19,18 @@ demo: install
 	$(NETNS) $(PY) demo/demo.py
 
 # Everything CI runs: unit, integration (real postconf/postmap), e2e (real SMTP), slow.
-# The start-up cache again first (target/relaykit/startcache.py): the tree may have changed
+# The start-up cache again first (target/relaykit/edges/startcache.py): the tree may have changed
 # since the install wrote it, and the tests run what the image runs.
 test: install
-	$(PY) -m relaykit.startcache >/dev/null
+	$(PY) -m relaykit.edges.startcache >/dev/null
 	$(NETNS) $(PY) -m pytest -m "" --durations=15 $(PYTEST_ARGS)
 
 test-fast: install
-	$(PY) -m relaykit.startcache >/dev/null
+	$(PY) -m relaykit.edges.startcache >/dev/null
 	$(NETNS) $(PY) -m pytest -m "not slow and not e2e and not image" $(PYTEST_ARGS)
 
 test-slow: install
-	$(PY) -m relaykit.startcache >/dev/null
+	$(PY) -m relaykit.edges.startcache >/dev/null
 	$(NETNS) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # Benchmarks (README.md, "Benchmarks"): prints a table, writes bench/results.md and results.png.
@@ -39,7 +39,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed setup.py
 	touch $@
 
 bench: install $(VENV)/.bench-installed
-	$(PY) -m relaykit.startcache >/dev/null
+	$(PY) -m relaykit.edges.startcache >/dev/null
 	$(NETNS) $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:

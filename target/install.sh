@@ -70,8 +70,8 @@ fi
 # relaykit is not there (EDITABLE=1: a .pth file names the source tree). See target/bin/setup.
 sed -i '1s|^\(#!/[^ ]*python[0-9.]*\)$|\1 -S|' "$PREFIX/bin/setup" "$PREFIX/bin/relaykit"
 # relaykit's modules compiled into one file, which `import relaykit` reads before the usual
-# imports (~2 ms of each `setup` command; relaykit/__init__.py, relaykit/startcache.py).
-"$PREFIX/bin/python" -m relaykit.startcache >/dev/null
+# imports (~2 ms of each `setup` command; relaykit/__init__.py, relaykit/edges/startcache.py).
+"$PREFIX/bin/python" -m relaykit.edges.startcache >/dev/null
 
 # The image's layout; a development install (EDITABLE=1) skips it, since it would replace
 # this machine's /etc/postfix/main.cf. CI runs it (a real install), so the image's steps

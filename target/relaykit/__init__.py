@@ -9,7 +9,7 @@ import sys
 
 __version__ = "0.1.0"
 
-# The start-up cache: one file holding every relaykit module compiled (relaykit/startcache.py
+# The start-up cache: one file holding every relaykit module compiled (relaykit/edges/startcache.py
 # writes it; install.sh runs it). `setup relay add-domain` imports 16 of them, and importlib's
 # own Python code costs ~0.1 ms a module (searching the directory, three stats, opening and
 # checking its .pyc), more than unmarshalling the code: with this file it is one pread and a
@@ -92,10 +92,14 @@ class _StartCache:
             return file.read()
 
 
+def start_cache_path(directory: str) -> str:
+    """The cache file of the package in `directory` (its __path__)."""
+    return f"{directory}/__pycache__/startcache.{sys.implementation.cache_tag}.bin"
+
+
 def _use_start_cache(directory: str) -> None:
-    path = f"{directory}/__pycache__/startcache.{sys.implementation.cache_tag}.bin"
     try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+        fd = posix.open(start_cache_path(directory), posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return  # none: the usual imports
     try:

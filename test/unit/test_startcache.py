@@ -1,4 +1,4 @@
-"""relaykit's start-up cache (relaykit/__init__.py reads it, relaykit/startcache.py writes
+"""relaykit's start-up cache (relaykit/__init__.py reads it, relaykit/edges/startcache.py writes
 it): modules come from it only while their sources are as they were compiled, and any file
 that is not a usable cache leaves the usual imports. Each test runs a fresh interpreter on a
 copy of the package."""
@@ -43,7 +43,7 @@ def loaders(tree: Path, *flags: str) -> dict[str, tuple[str, str]]:
 
 
 def write_cache(tree: Path) -> str:
-    return python(tree, "-m", "relaykit.startcache").stdout
+    return python(tree, "-m", "relaykit.edges.startcache").stdout
 
 
 def test_the_cache_holds_every_module_but_the_package_s_own_and_is_written_readable(tree):

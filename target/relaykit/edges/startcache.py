@@ -2,7 +2,7 @@
 relaykit/__pycache__/startcache.<cache tag>.bin, which relaykit/__init__.py reads (the
 format is described there).
 
-install.sh runs it after pip, as pip compiles the .pyc files: `python -m relaykit.startcache`.
+install.sh runs it after pip, as pip compiles the .pyc files: `python -m relaykit.edges.startcache`.
 `make test` and `make bench` run it again, since a development tree changes. A module edited
 after the cache was written is imported from its source, so a stale cache costs time, never
 correctness.
@@ -16,11 +16,8 @@ import sys
 from importlib.util import MAGIC_NUMBER, cache_from_source
 
 import relaykit
-from relaykit import START_CACHE_FORMAT
-
-
-def cache_path(directory: str) -> str:
-    return os.path.join(directory, "__pycache__", f"startcache.{sys.implementation.cache_tag}.bin")
+from relaykit import START_CACHE_FORMAT, start_cache_path
+from relaykit.edges.editor import write_atomic
 
 
 def build(directory: str) -> tuple[bytes, int]:
@@ -50,21 +47,13 @@ def build(directory: str) -> tuple[bytes, int]:
 
 
 def write(directory: str) -> tuple[str, int]:
-    """Write the cache of the package in `directory` (temp file, rename: a process starting
-    meanwhile reads the old file or the new one). Returns its path and number of modules."""
-    path = cache_path(directory)
+    """Write the cache of the package in `directory` (edges/editor.write_atomic: a process
+    starting meanwhile reads the old file or the new one), readable by every user as the
+    .pyc files are. Returns its path and number of modules."""
+    path = start_cache_path(directory)
     data, count = build(directory)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "wb") as file:
-            os.fchmod(file.fileno(), 0o644)  # as the .pyc files: readable by every user
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomic(path, data, 0o644)
     return path, count
 
 
