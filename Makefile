@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 NETNS  := test/netns.sh
 
-.PHONY: demo test test-fast test-slow bench install lint clean
+.PHONY: demo test test-fast test-slow bench install startcache lint clean
 
 # Debian packages + the virtualenv with the project (editable) and its test tools.
 $(VENV)/.installed: setup.py target/install.sh
@@ -18,19 +18,20 @@ install: $(VENV)/.installed
 demo: install
 	$(NETNS) $(PY) demo/demo.py
 
-# Everything CI runs: unit, integration (real postconf/postmap), e2e (real SMTP), slow.
-# The start-up cache again first (target/relaykit/edges/startcache.py): the tree may have changed
-# since the install wrote it, and the tests run what the image runs.
-test: install
+# The start-up cache (target/relaykit/edges/startcache.py) written again before the tests
+# and the benchmarks: the tree may have changed since the install wrote it, and they run
+# what the image runs.
+startcache: install
 	$(PY) -m relaykit.edges.startcache >/dev/null
+
+# Everything CI runs: unit, integration (real postconf/postmap), e2e (real SMTP), slow.
+test: startcache
 	$(NETNS) $(PY) -m pytest -m "" --durations=15 $(PYTEST_ARGS)
 
-test-fast: install
-	$(PY) -m relaykit.edges.startcache >/dev/null
+test-fast: startcache
 	$(NETNS) $(PY) -m pytest -m "not slow and not e2e and not image" $(PYTEST_ARGS)
 
-test-slow: install
-	$(PY) -m relaykit.edges.startcache >/dev/null
+test-slow: startcache
 	$(NETNS) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # Benchmarks (README.md, "Benchmarks"): prints a table, writes bench/results.md and results.png.
@@ -38,8 +39,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed setup.py
 	PREFIX=$(VENV) EDITABLE=1 EXTRAS=bench sh target/install.sh  # pip alone would drop setup's -S
 	touch $@
 
-bench: install $(VENV)/.bench-installed
-	$(PY) -m relaykit.edges.startcache >/dev/null
+bench: startcache $(VENV)/.bench-installed
 	$(NETNS) $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
